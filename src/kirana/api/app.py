@@ -1,0 +1,78 @@
+"""The ASGI application: routes, error shapes, and the platform's lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from kirana import __version__
+from kirana.api.routes import admin, tracking
+from kirana.runtime import Platform
+
+
+def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
+    """An app serving ``platform``; it starts and closes the platform unless told not to."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            platform.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                platform.close()
+
+    app = FastAPI(
+        title="Kirana",
+        version=__version__,
+        summary="Segment-compatible collection, profiles, pipelines, serving and experiments.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    app.include_router(tracking.router)
+    app.include_router(admin.router)
+
+    @app.get("/health", tags=["status"])
+    def health() -> dict:
+        """Liveness: the process is up and the log accepts writes."""
+        return {"ok": True}
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, dict)
+            else {"code": "error", "message": str(exc.detail)}
+        )
+        return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse(
+            {
+                "code": "invalid_field",
+                "message": f"`{field}`: {first.get('msg')}",
+                "errors": exc.errors(),
+            },
+            status_code=422,
+        )
+
+    schema = app.openapi()
+    schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(
+        {
+            "writeKeyBasic": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "Write key as the user name",
+            },
+            "writeKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Write-Key"},
+        }
+    )
+    return app

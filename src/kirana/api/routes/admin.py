@@ -1,0 +1,97 @@
+"""Management API: sources, quarantine and pipeline status (access tokens only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+
+from kirana.api.deps import AdminDep, PlatformDep, ViewerDep
+from kirana.store.protocol import AlreadyExists
+
+router = APIRouter(prefix="/v1", tags=["management"])
+
+
+class SourceCreate(BaseModel):
+    name: str
+
+
+class SourcePublic(BaseModel):
+    id: str
+    name: str
+    write_key: str
+    created_at: datetime
+
+
+class QuarantinedPublic(BaseModel):
+    log_offset: int
+    source_id: str
+    received_at: datetime
+    batch_index: int | None
+    message_id: str | None
+    code: str
+    reason: str
+    raw: str
+
+
+class ConsumerStatus(BaseModel):
+    position: int
+    lag_bytes: int
+    errors: int
+    last_error: str | None
+
+
+class Status(BaseModel):
+    log_start: int
+    log_end: int
+    log_pending_bytes: int
+    consumers: dict[str, ConsumerStatus]
+
+
+@router.get("/sources", response_model=list[SourcePublic])
+def list_sources(platform: PlatformDep, _: AdminDep) -> list[SourcePublic]:
+    sources = platform.store.list_sources()
+    return [SourcePublic.model_validate(s, from_attributes=True) for s in sources]
+
+
+@router.post("/sources", response_model=SourcePublic, status_code=201)
+def create_source(body: SourceCreate, platform: PlatformDep, _: AdminDep) -> SourcePublic:
+    try:
+        source = platform.store.create_source(body.name)
+    except AlreadyExists as exc:
+        raise HTTPException(409, detail={"code": "already_exists", "message": str(exc)}) from exc
+    except ValueError as exc:
+        raise HTTPException(422, detail={"code": "invalid_field", "message": str(exc)}) from exc
+    return SourcePublic.model_validate(source, from_attributes=True)
+
+
+@router.get("/quarantine", response_model=list[QuarantinedPublic])
+def list_quarantine(
+    platform: PlatformDep,
+    _: ViewerDep,
+    source_id: str | None = None,
+    after: int = Query(-1, description="Only entries after this log offset (for paging)"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[QuarantinedPublic]:
+    entries = platform.store.list_quarantined(source_id=source_id, after_offset=after, limit=limit)
+    return [QuarantinedPublic.model_validate(e, from_attributes=True) for e in entries]
+
+
+@router.get("/status", response_model=Status)
+def status(platform: PlatformDep, _: ViewerDep) -> Status:
+    log = platform.log
+    return Status(
+        log_start=log.start_offset,
+        log_end=log.end_offset,
+        log_pending_bytes=log.pending_bytes,
+        consumers={
+            name: ConsumerStatus(
+                position=t.consumer.position(),
+                lag_bytes=t.lag(),
+                errors=t.errors,
+                last_error=t.last_error,
+            )
+            for name, t in platform.consumers.items()
+        },
+    )

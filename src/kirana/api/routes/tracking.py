@@ -1,0 +1,78 @@
+"""Segment's HTTP Tracking API: ``/v1/track``, ``/v1/identify``, … ``/v1/batch``."""
+
+from __future__ import annotations
+
+import msgspec
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from kirana.collect.schema import IncomingBatch, IncomingEvent
+from kirana.collect.service import CollectError, Credentials
+from kirana.eventlog.protocol import LogUnavailable
+
+router = APIRouter(prefix="/v1", tags=["tracking"])
+
+_EVENT_SCHEMA = msgspec.json.schema(IncomingEvent)
+_BATCH_SCHEMA = msgspec.json.schema(IncomingBatch)
+_RESPONSES = {
+    200: {"description": "Durably accepted (a batch lists any events it rejected)"},
+    400: {"description": "Invalid body or event: `{code, message}` names the field and rule"},
+    401: {"description": "Missing or unknown write key"},
+    413: {"description": "Event over 32 KB or batch over 500 KB"},
+    429: {"description": "Overloaded: retry after `Retry-After` seconds"},
+    503: {"description": "The event log cannot write: nothing was accepted"},
+}
+
+
+def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+async def _ingest(endpoint: str, request: Request) -> Response:
+    collector = request.app.state.platform.collector
+    headers = request.headers
+    credentials = Credentials(headers.get("authorization"), headers.get("x-write-key"))
+    try:
+        body = await request.body()
+        result = await collector.ingest(
+            endpoint,
+            body,
+            credentials=credentials,
+            content_encoding=headers.get("content-encoding"),
+        )
+    except CollectError as exc:
+        return _error(exc.status, exc.code, exc.message, exc.retry_after)
+    except LogUnavailable as exc:
+        return _error(503, "log_unavailable", f"{exc}; nothing was accepted, retry later", 5)
+    content: dict = {"success": True, "accepted": result.accepted}
+    if result.rejected:
+        content["rejected"] = [
+            {"index": r.index, "messageId": r.message_id, "code": r.code, "reason": r.reason}
+            for r in result.rejected
+        ]
+    return Response(msgspec.json.encode(content), media_type="application/json")
+
+
+def _add(endpoint: str, schema: dict, summary: str) -> None:
+    async def handler(request: Request) -> Response:
+        return await _ingest(endpoint, request)
+
+    handler.__name__ = f"ingest_{endpoint}"
+    router.add_api_route(
+        f"/{endpoint}",
+        handler,
+        methods=["POST"],
+        summary=summary,
+        responses=_RESPONSES,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+            "security": [{"writeKeyBasic": []}, {"writeKeyHeader": []}],
+        },
+    )
+
+
+for _name in ("track", "identify", "page", "screen", "group", "alias"):
+    _add(_name, _EVENT_SCHEMA, f"Record one `{_name}` event")
+_add("batch", _BATCH_SCHEMA, "Record a batch of events (each accepted or rejected on its own)")
+_add("import", _BATCH_SCHEMA, "Import historical events (same as batch)")

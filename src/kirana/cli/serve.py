@@ -1,0 +1,81 @@
+"""``kirana serve``: the HTTP API, the collector and the consumers in one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated
+
+import typer
+
+from kirana.cli.options import DataDir, fail
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to listen on [default: 127.0.0.1].", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on [default: 8000].", show_default=False)
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Load the demo data through the API once the server is up (once per data dir).",
+        ),
+    ] = False,
+    demo_users: Annotated[
+        int | None, typer.Option(help="With --demo: how many users to simulate [default: all 593].")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    data_dir: DataDir = None,
+) -> None:
+    """Start Kirana on its embedded default (no other servers needed)."""
+    import uvicorn
+
+    from kirana.api.app import create_app
+    from kirana.config import load_settings
+    from kirana.runtime import Platform
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_settings(data_dir, host=host, port=port)
+    try:
+        platform = Platform.open(settings)
+    except OSError as exc:
+        raise fail(f"cannot open {settings.data_dir}: {exc}") from exc
+    app = create_app(platform)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    if demo:
+        threading.Thread(
+            target=_load_demo_when_up, args=(server, platform, demo_users), daemon=True
+        ).start()
+    url = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Kirana on {url} (API docs at {url}/docs), data in {settings.data_dir}")
+    server.run()
+
+
+def _load_demo_when_up(server, platform, users: int | None) -> None:
+    import time
+
+    from kirana.demo.loader import load_demo_once
+
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.1)
+    url = f"http://{platform.settings.host}:{platform.settings.port}"
+    load_demo_once(platform, url, users=users, should_stop=lambda: server.should_exit)

@@ -1,0 +1,312 @@
+"""The collector: from request bytes to durably logged events, with no HTTP in sight.
+
+Rules it enforces (Segment's, so SDK behaviour matches):
+
+* a single event is at most 32 KB, a batch body at most 500 KB (after gzip);
+* the write key comes from basic auth, ``X-Write-Key`` or the body's ``writeKey``;
+* in a batch each event is judged alone: good ones are logged, bad ones are
+  logged to the quarantine with their reason, and the caller is told which;
+* nothing is acknowledged before the event log has it on disk;
+* when the log's write queue is too deep the caller gets 429 and retries,
+  rather than the server buffering without bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from kirana.collect.normalize import BatchDefaults, InvalidEvent, normalize
+from kirana.collect.schema import batch_decoder, event_decoder, write_key_decoder
+from kirana.eventlog.protocol import EventLog
+from kirana.eventlog.records import event_record, quarantine_record
+from kirana.store.protocol import Source
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+BATCH_ENDPOINTS = frozenset({"batch", "import"})
+
+
+class CollectError(Exception):
+    """A request-level failure with the HTTP status it maps to."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int | None
+    message_id: str | None
+    code: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int
+    source: Source
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Write-key candidates from the request headers."""
+
+    authorization: str | None = None
+    x_write_key: str | None = None
+
+    def header_key(self) -> str | None:
+        if self.x_write_key:
+            return self.x_write_key
+        auth = self.authorization
+        if auth and auth[:6].lower() == "basic ":
+            try:
+                user = base64.b64decode(auth[6:].strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise CollectError(
+                    401, "invalid_auth", "Basic auth header is not valid base64"
+                ) from exc
+            return user.split(":", 1)[0] or None
+        return None
+
+
+def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo gzip/deflate, refusing to inflate past ``limit`` (no zip bombs)."""
+    if not content_encoding or content_encoding.lower() == "identity":
+        return body
+    encoding = content_encoding.lower()
+    if encoding not in ("gzip", "deflate"):
+        raise CollectError(
+            415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip"
+        )
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise CollectError(
+            400, "invalid_encoding", f"request body is not valid {encoding}: {exc}"
+        ) from exc
+    if len(data) > limit:
+        raise CollectError(
+            413, "too_large", f"request body exceeds {limit} bytes once decompressed"
+        )
+    if not inflater.eof:
+        raise CollectError(400, "invalid_encoding", f"request body is truncated {encoding}")
+    return data
+
+
+def _decode_error(exc: msgspec.DecodeError, where: str = "$") -> CollectError:
+    text = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        return CollectError(400, "invalid_field", text.replace("`$", f"`{where}"))
+    return CollectError(400, "invalid_json", f"request body is not valid JSON: {text}")
+
+
+class Collector:
+    """Validates requests and appends them to the event log."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        lookup_source: Callable[[str], Source | None],
+        *,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._log = log
+        self._lookup_source = lookup_source
+        self._max_pending = max_pending_bytes
+        self._clock = clock
+
+    def _authenticate(
+        self, header_source: Source | None, body_key: Callable[[], str | None]
+    ) -> Source:
+        """The source the request's write key belongs to (headers win over the body)."""
+        if header_source is not None:
+            return header_source
+        key = body_key()
+        if not key:
+            raise CollectError(
+                401,
+                "missing_write_key",
+                "no write key: send it as the basic-auth user name, "
+                "an X-Write-Key header or `writeKey` in the body",
+            )
+        source = self._lookup_source(key)
+        if source is None:
+            raise CollectError(
+                401,
+                "unknown_write_key",
+                "unknown write key; create a source with `kirana sources create NAME`",
+            )
+        return source
+
+    def _shed_load(self) -> None:
+        if self._log.pending_bytes > self._max_pending:
+            raise CollectError(
+                429, "overloaded", "the event log is saturated; retry shortly", retry_after=1
+            )
+
+    async def ingest(
+        self,
+        endpoint: str,
+        body: bytes,
+        *,
+        credentials: Credentials,
+        content_encoding: str | None = None,
+    ) -> IngestResult:
+        """Handle one tracking-API request; raise CollectError for request-level failures."""
+        is_batch = endpoint in BATCH_ENDPOINTS
+        limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
+        if len(body) > limit and not content_encoding:
+            raise CollectError(
+                413, "too_large", f"request body is {len(body)} bytes; at most {limit} allowed"
+            )
+        data = decompress(body, content_encoding, limit)
+        if len(data) > limit:
+            raise CollectError(
+                413, "too_large", f"request body is {len(data)} bytes; at most {limit} allowed"
+            )
+        header_source = self._header_source(credentials)
+        self._shed_load()
+        received_at = self._clock()
+        if is_batch:
+            return await self._ingest_batch(data, header_source, received_at)
+        return await self._ingest_one(endpoint, data, header_source, received_at)
+
+    def _header_source(self, credentials: Credentials) -> Source | None:
+        key = credentials.header_key()
+        if key is None:
+            return None
+        source = self._lookup_source(key)
+        if source is None:
+            raise CollectError(
+                401,
+                "unknown_write_key",
+                "unknown write key; create a source with `kirana sources create NAME`",
+            )
+        return source
+
+    async def _ingest_one(
+        self, endpoint: str, data: bytes, header_source: Source | None, received_at: datetime
+    ) -> IngestResult:
+        try:
+            event = event_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            self._authenticate(header_source, lambda: _body_write_key(data))
+            raise _decode_error(exc) from exc
+        source = self._authenticate(header_source, lambda: event.writeKey)
+        try:
+            record = normalize(
+                event, received_at=received_at, source_id=source.id, expected_type=endpoint
+            )
+        except InvalidEvent as exc:
+            await self._log.append(
+                [
+                    _quarantine(
+                        source, received_at, None, event.messageId, exc.code, exc.message, data
+                    )
+                ]
+            )
+            raise CollectError(400, exc.code, exc.message) from exc
+        await self._log.append([event_record(record)])
+        return IngestResult(accepted=1, source=source)
+
+    async def _ingest_batch(
+        self, data: bytes, header_source: Source | None, received_at: datetime
+    ) -> IngestResult:
+        try:
+            batch = batch_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            self._authenticate(header_source, lambda: _body_write_key(data))
+            raise _decode_error(exc) from exc
+        source = self._authenticate(header_source, lambda: batch.writeKey)
+        defaults = BatchDefaults(batch.sentAt, batch.context, batch.integrations)
+        payloads: list[bytes] = []
+        result = IngestResult(accepted=0, source=source)
+        for index, raw in enumerate(batch.batch):
+            message_id = None
+            try:
+                if len(raw) > MAX_EVENT_BYTES:
+                    raise InvalidEvent(
+                        "event_too_large",
+                        f"event is {len(raw)} bytes; at most {MAX_EVENT_BYTES} allowed",
+                    )
+                try:
+                    event = event_decoder.decode(raw)
+                except msgspec.DecodeError as exc:
+                    raise InvalidEvent(
+                        "invalid_field", str(exc).replace("`$", f"`$.batch[{index}]")
+                    ) from exc
+                message_id = event.messageId
+                payloads.append(
+                    event_record(
+                        normalize(
+                            event, received_at=received_at, source_id=source.id, defaults=defaults
+                        )
+                    )
+                )
+                result.accepted += 1
+            except InvalidEvent as exc:
+                message_id = message_id or _raw_message_id(raw)
+                result.rejected.append(Rejection(index, message_id, exc.code, exc.message))
+                payloads.append(
+                    _quarantine(
+                        source, received_at, index, message_id, exc.code, exc.message, bytes(raw)
+                    )
+                )
+        if payloads:
+            await self._log.append(payloads)
+        return result
+
+
+def _body_write_key(data: bytes) -> str | None:
+    try:
+        return write_key_decoder.decode(data).writeKey
+    except msgspec.DecodeError:
+        return None
+
+
+def _raw_message_id(raw: bytes | msgspec.Raw) -> str | None:
+    """Best effort: the messageId of an event that failed validation, for the caller's report."""
+    try:
+        value: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    message_id = value.get("messageId") if isinstance(value, dict) else None
+    return message_id if isinstance(message_id, str) else None
+
+
+def _quarantine(
+    source: Source,
+    received_at: datetime,
+    index: int | None,
+    message_id: str | None,
+    code: str,
+    reason: str,
+    raw: bytes | msgspec.Raw,
+) -> bytes:
+    return quarantine_record(
+        {
+            "sourceId": source.id,
+            "receivedAt": received_at.isoformat(),
+            "index": index,
+            "messageId": message_id,
+            "code": code,
+            "reason": reason,
+            "raw": bytes(raw).decode("utf-8", errors="replace"),
+        }
+    )

@@ -1,0 +1,109 @@
+"""Typed configuration with one source of truth.
+
+Precedence: explicit arguments (CLI flags) > ``KIRANA_*`` environment
+variables > ``<data-dir>/kirana.toml`` (or ``KIRANA_CONFIG``) > defaults that
+work on a laptop. Nested sections use ``__`` in environment variables, e.g.
+``KIRANA_LAKE__LINGER_SECONDS=2``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("kirana-data")
+
+
+class LogSettings(BaseModel):
+    """The event log."""
+
+    backend: Literal["file"] = "file"
+    """Which event-log backend: ``file`` (embedded segment files)."""
+    segment_mb: int = Field(128, ge=1)
+    """Roll to a new segment file after this many MiB."""
+    max_pending_mb: int = Field(64, ge=1)
+    """Answer 429 when this many MiB wait to be made durable."""
+
+
+class LakeSettings(BaseModel):
+    """The lake loader."""
+
+    linger_seconds: float = Field(1.0, gt=0, le=60)
+    """Gather events this long before each Delta commit (bounds lake latency)."""
+    max_batch_events: int = Field(100_000, ge=1)
+    """At most this many events per Delta commit."""
+    compact_every_commits: int = Field(50, ge=1)
+    """Compact small files after this many commits (and whenever idle)."""
+    dedupe_days: int = Field(30, ge=1)
+    """Remember messageIds this long for deduplication."""
+    vacuum_retention_hours: int = Field(168, ge=0)
+    """Delete files replaced by compaction once they are this old."""
+
+
+class Settings(BaseSettings):
+    """Everything a Kirana process needs to know."""
+
+    model_config = SettingsConfigDict(env_prefix="KIRANA_", env_nested_delimiter="__")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    """Where the log, the lake and the operational store live."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log: LogSettings = LogSettings()
+    lake: LakeSettings = LakeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _toml_path(init_settings)
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "kirana.sqlite"
+
+
+def _toml_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    explicit = os.environ.get("KIRANA_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = init_settings().get("data_dir") or os.environ.get("KIRANA_DATA_DIR")
+    candidate = Path(data_dir or DEFAULT_DATA_DIR) / "kirana.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    """Settings for ``data_dir`` (None: from the environment or the default)."""
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,72 @@
+"""The one interface every event-log backend implements.
+
+Offsets are opaque, strictly increasing integers: a byte position for the
+segment-file log, a stream sequence for NATS JetStream. A reader only ever
+passes back an offset the log gave it (``LogRecord.offset`` or
+``ReadResult.next_offset``), so callers never depend on which backend runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class LogUnavailable(RuntimeError):
+    """The log cannot make writes durable (disk error, closed, broken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One durable record and where it starts."""
+
+    offset: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """Records read from a position, and the position to read from next."""
+
+    records: list[LogRecord]
+    next_offset: int
+
+
+class EventLog(Protocol):
+    """Append-only, durable, replayable record log."""
+
+    async def append(self, payloads: Sequence[bytes]) -> list[int]:
+        """Make ``payloads`` durable; return their offsets once they are on disk."""
+        ...
+
+    def append_sync(self, payloads: Sequence[bytes]) -> list[int]:
+        """Blocking variant of :meth:`append` for scripts and tests."""
+        ...
+
+    def read(self, offset: int, max_records: int = 10_000) -> ReadResult:
+        """Durable records from ``offset`` on (never ones not yet acknowledged)."""
+        ...
+
+    def wait_for(self, offset: int, timeout: float) -> bool:
+        """Block until a record at or after ``offset`` is durable, or timeout."""
+        ...
+
+    @property
+    def start_offset(self) -> int:
+        """The oldest offset still readable."""
+        ...
+
+    @property
+    def end_offset(self) -> int:
+        """The offset the next appended record will get (all before it are durable)."""
+        ...
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes accepted for appending but not yet durable: the load-shedding signal."""
+        ...
+
+    def close(self) -> None:
+        """Flush pending appends and release files."""
+        ...

@@ -1,0 +1,112 @@
+"""Wiring: build the platform's components from settings, in one place.
+
+This is the only module that decides which backend plays each role; every
+other module receives its collaborators. ``serve`` and the tests use it alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kirana.collect.service import Collector
+from kirana.config import Settings
+from kirana.consumers.quarantine import QuarantineConsumer
+from kirana.consumers.runner import ConsumerThread
+from kirana.eventlog.protocol import EventLog
+from kirana.eventlog.segments import FileEventLog
+from kirana.lake.loader import LakeLoader
+from kirana.store.protocol import OperationalStore, Source
+from kirana.store.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> OperationalStore:
+    return SQLiteStore(settings.store_path)
+
+
+def open_log(settings: Settings) -> EventLog:
+    return FileEventLog(settings.log_dir, segment_bytes=settings.log.segment_mb * 1024 * 1024)
+
+
+class SourceCache:
+    """Write-key lookups on the ingest path, cached: sources change rarely.
+
+    Unknown keys are re-checked at most once a second so a newly created
+    source works at once without letting a flood of bad keys hit the store.
+    """
+
+    def __init__(self, store: OperationalStore, negative_ttl: float = 1.0) -> None:
+        self._store = store
+        self._known: dict[str, Source] = {}
+        self._unknown: dict[str, float] = {}
+        self._ttl = negative_ttl
+
+    def __call__(self, write_key: str) -> Source | None:
+        source = self._known.get(write_key)
+        if source is not None:
+            return source
+        now = time.monotonic()
+        if now - self._unknown.get(write_key, -self._ttl) < self._ttl:
+            return None
+        source = self._store.source_by_write_key(write_key)
+        if source is None:
+            if len(self._unknown) > 10_000:
+                self._unknown.clear()
+            self._unknown[write_key] = now
+            return None
+        self._known[write_key] = source
+        return source
+
+
+@dataclass
+class Platform:
+    """A running Kirana: store, log, collector and consumers."""
+
+    settings: Settings
+    store: OperationalStore
+    log: EventLog
+    collector: Collector
+    consumers: dict[str, ConsumerThread] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Platform:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings)
+        event_log = open_log(settings)
+        collector = Collector(
+            event_log,
+            SourceCache(store),
+            max_pending_bytes=settings.log.max_pending_mb * 1024 * 1024,
+        )
+        platform = cls(settings, store, event_log, collector)
+        lake = settings.lake
+        loader = LakeLoader(
+            event_log,
+            settings.lake_dir,
+            settings.state_dir,
+            max_batch=lake.max_batch_events,
+            linger=lake.linger_seconds,
+            compact_every=lake.compact_every_commits,
+            dedupe_days=lake.dedupe_days,
+            vacuum_retention_hours=lake.vacuum_retention_hours,
+        )
+        for consumer in (loader, QuarantineConsumer(event_log, store)):
+            platform.consumers[consumer.name] = ConsumerThread(event_log, consumer)
+        return platform
+
+    def start(self) -> None:
+        for thread in self.consumers.values():
+            thread.start()
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until every consumer has caught up with the log."""
+        return all(t.drain(timeout) for t in self.consumers.values())
+
+    def close(self) -> None:
+        for thread in self.consumers.values():
+            thread.stop()
+        self.log.close()
+        self.store.close()
