@@ -32,6 +32,8 @@ class LogSettings(BaseModel):
     """Roll to a new segment file after this many MiB."""
     max_pending_mb: int = Field(64, ge=1)
     """Answer 429 when this many MiB wait to be made durable."""
+    retention_hours: float = Field(168, ge=0)
+    """Keep consumed segments this long (for replays) before deleting them."""
 
 
 class LakeSettings(BaseModel):

@@ -7,6 +7,7 @@ other module receives its collaborators. ``serve`` and the tests use it alike.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -70,6 +71,7 @@ class Platform:
     log: EventLog
     collector: Collector
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -100,12 +102,27 @@ class Platform:
     def start(self) -> None:
         for thread in self.consumers.values():
             thread.start()
+        threading.Thread(target=self._housekeeping, name="log-retention", daemon=True).start()
+
+    def _housekeeping(self, every: float = 60.0) -> None:
+        """Delete log segments that every consumer has passed and retention allows."""
+        keep = self.settings.log.retention_hours * 3600
+        while not self._stopping.wait(every):
+            oldest = min((t.consumer.position() for t in self.consumers.values()), default=0)
+            try:
+                freed = self.log.trim(oldest, min_age_seconds=keep)
+            except OSError:
+                log.exception("event log retention failed; will retry")
+                continue
+            if freed:
+                log.info("event log: freed %d bytes of consumed segments", freed)
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Wait until every consumer has caught up with the log."""
         return all(t.drain(timeout) for t in self.consumers.values())
 
     def close(self) -> None:
+        self._stopping.set()
         for thread in self.consumers.values():
             thread.stop()
         self.log.close()

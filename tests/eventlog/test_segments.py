@@ -176,3 +176,19 @@ def test_kill_9_loses_no_acknowledged_record(tmp_path: Path) -> None:
         records = all_payloads(log)
     assert len(records) >= acknowledged + 1
     assert records[: acknowledged + 1] == [f"rec-{i}".encode() for i in range(acknowledged + 1)]
+
+
+def test_trim_drops_only_whole_segments_every_consumer_has_passed(tmp_path: Path) -> None:
+    with FileEventLog(tmp_path, segment_bytes=500) as log:
+        offsets = [log.append_sync([bytes([65 + i % 26]) * 100])[0] for i in range(20)]
+        segments = len(list(tmp_path.glob("*.seg")))
+        assert log.trim(offsets[10], min_age_seconds=3600) == 0  # too young to go
+        freed = log.trim(offsets[10])
+        assert freed > 0 and log.start_offset <= offsets[10]
+        assert len(list(tmp_path.glob("*.seg"))) < segments
+        remaining = all_payloads(log)
+        assert remaining[-10:] == [bytes([65 + i % 26]) * 100 for i in range(10, 20)]
+        with pytest.raises(ValueError):
+            log.read(0)
+    with FileEventLog(tmp_path, segment_bytes=500) as log:
+        assert log.start_offset > 0

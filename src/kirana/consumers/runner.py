@@ -102,5 +102,6 @@ class ConsumerThread:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
         self.consumer.close()

@@ -67,6 +67,14 @@ class EventLog(Protocol):
         """Bytes accepted for appending but not yet durable: the load-shedding signal."""
         ...
 
+    def trim(self, before: int, *, min_age_seconds: float = 0.0) -> int:
+        """Let the log discard records before ``before`` (every consumer is past them).
+
+        Backends discard in whole units (segments), keep anything younger than
+        ``min_age_seconds``, and return how many bytes they freed.
+        """
+        ...
+
     def close(self) -> None:
         """Flush pending appends and release files."""
         ...

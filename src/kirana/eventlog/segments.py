@@ -281,6 +281,28 @@ class FileEventLog:
         with self._durable:
             return self._durable.wait_for(lambda: self._end > offset or self._closed, timeout)
 
+    # -- retention ------------------------------------------------------------
+
+    def trim(self, before: int, *, min_age_seconds: float = 0.0) -> int:
+        """Delete whole segments that end at or before ``before`` and are old enough."""
+        import time
+
+        freed = 0
+        while len(self._bases) > 1 and self._bases[1] <= before:
+            path = self.directory / _segment_name(self._bases[0])
+            if time.time() - path.stat().st_mtime < min_age_seconds:
+                break
+            with self._read_lock:
+                fd = self._read_fds.pop(self._bases[0], None)
+                if fd is not None:
+                    os.close(fd)
+                base = self._bases.pop(0)
+            freed += self._bases[0] - base
+            path.unlink()
+        if freed:
+            _fsync_dir(self.directory)
+        return freed
+
     # -- closing --------------------------------------------------------------
 
     def close(self) -> None:
