@@ -16,8 +16,12 @@ def test_defaults_work_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
 
 
-def test_toml_then_environment_then_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "kirana.toml").write_text("port = 9001\n[lake]\nlinger_seconds = 3.0\ndedupe_days = 9\n")
+def test_toml_then_environment_then_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kirana.toml").write_text(
+        "port = 9001\n[lake]\nlinger_seconds = 3.0\ndedupe_days = 9\n"
+    )
     settings = load_settings(tmp_path)
     assert settings.port == 9001 and settings.lake.linger_seconds == 3.0
     monkeypatch.setenv("KIRANA_LAKE__LINGER_SECONDS", "2.5")

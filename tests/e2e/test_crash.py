@@ -29,10 +29,12 @@ def cli(data_dir: Path, *args: str) -> str:
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "KIRANA_LAKE__LINGER_SECONDS": "0.2"}
+        self.output = data_dir.parent / f"server-{self.port}.log"
+        self._output_file = open(self.output, "wb")  # a pipe nobody reads would block the server
         self.proc = subprocess.Popen(
             [
                 *KIRANA,
@@ -43,6 +45,7 @@ class Server:
                 str(data_dir),
                 "--log-level",
                 "warning",
+                *(extra or []),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -56,16 +59,18 @@ class Server:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode()}")
+                raise RuntimeError(f"server did not start: {self.output.read_text()}")
             time.sleep(0.1)
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        self._output_file.close()
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=60)
+        self._output_file.close()
 
 
 def make_batches(n: int, size: int = 100) -> list[list[dict]]:

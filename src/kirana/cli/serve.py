@@ -42,6 +42,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo loader's requests
     settings = load_settings(data_dir, host=host, port=port)
     try:
         platform = Platform.open(settings)

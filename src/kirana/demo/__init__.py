@@ -1,0 +1,1 @@
+"""Demo data: the Instacart sample turned into a realistic Segment-spec event stream."""
