@@ -45,11 +45,17 @@ def main() -> None:
 
     data = Path(tempfile.mkdtemp(prefix="kirana-fresh-"))
     kirana = [sys.executable, "-m", "kirana.cli.main"]
-    key = subprocess.run([*kirana, "sources", "create", "bench", "--data-dir", str(data)],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    key = subprocess.run(
+        [*kirana, "sources", "create", "bench", "--data-dir", str(data)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     port = free_port()
-    server = subprocess.Popen([*kirana, "serve", "--port", str(port), "--data-dir", str(data),
-                               "--log-level", "warning"], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*kirana, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -67,8 +73,15 @@ def main() -> None:
         last_probe = 0.0
         with httpx.Client(base_url=url, auth=(key, "")) as http:
             while not stop.is_set():
-                batch = [{"type": "track", "event": "Load", "userId": f"u{i}",
-                          "messageId": str(uuid.uuid4())} for i in range(100)]
+                batch = [
+                    {
+                        "type": "track",
+                        "event": "Load",
+                        "userId": f"u{i}",
+                        "messageId": str(uuid.uuid4()),
+                    }
+                    for i in range(100)
+                ]
                 probe = time.perf_counter() - last_probe >= 1.0
                 response = http.post("/v1/batch", json={"batch": batch})
                 if response.status_code == 200 and probe:
@@ -92,8 +105,12 @@ def main() -> None:
         if pending:
             ids = ",".join(f"'{m}'" for m in pending)
             conn = connect(data / "lake")
-            visible = {r[0] for r in conn.sql(
-                f"SELECT message_id FROM events WHERE message_id IN ({ids})").fetchall()}
+            visible = {
+                r[0]
+                for r in conn.sql(
+                    f"SELECT message_id FROM events WHERE message_id IN ({ids})"
+                ).fetchall()
+            }
         now = time.perf_counter()
         latencies.extend(now - pending.pop(m) for m in visible)
         time.sleep(0.1)

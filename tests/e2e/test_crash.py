@@ -34,7 +34,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "KIRANA_LAKE__LINGER_SECONDS": "0.2"}
         self.output = data_dir.parent / f"server-{self.port}.log"
-        self._output_file = open(self.output, "wb")  # a pipe nobody reads would block the server
+        # a file, not a pipe: a pipe nobody reads would block the server once full
+        self._output_file = open(self.output, "wb")  # noqa: SIM115 - closed in stop()/kill9()
         self.proc = subprocess.Popen(
             [
                 *KIRANA,
