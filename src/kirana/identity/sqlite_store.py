@@ -1,0 +1,29 @@
+"""The profile store on SQLite (WAL): the embedded default."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from kirana.identity.store import SQLProfileStore
+
+
+class SQLiteProfileStore(SQLProfileStore):
+    """One connection, used by the identity consumer and (read-only) the API.
+
+    ``check_same_thread`` is off because the API reads from other threads;
+    SQLite serialises access on the connection itself.
+    """
+
+    marker = "?"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self._path = path
+        super().__init__(conn)
+
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
