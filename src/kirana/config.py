@@ -51,6 +51,19 @@ class LakeSettings(BaseModel):
     """Delete files replaced by compaction once they are this old."""
 
 
+class ProfileSettings(BaseModel):
+    """The profile store and identity resolution."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    """Where identities and traits live: ``sqlite`` (embedded) or ``postgres``."""
+    postgres_dsn: str = "host=127.0.0.1 port=5432 user=postgres dbname=kirana"
+    """libpq connection string when ``backend = "postgres"``."""
+    postgres_schema: str = "kirana"
+    """Schema that holds Kirana's profile tables in PostgreSQL."""
+    user_id_limit: int = Field(1, ge=1)
+    """How many user ids one profile may hold (merge protection)."""
+
+
 class Settings(BaseSettings):
     """Everything a Kirana process needs to know."""
 
@@ -62,6 +75,7 @@ class Settings(BaseSettings):
     port: int = 8000
     log: LogSettings = LogSettings()
     lake: LakeSettings = LakeSettings()
+    profiles: ProfileSettings = ProfileSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 
 from kirana.collect.service import Collector
 from kirana.config import Settings
+from kirana.consumers.profiles import ProfileConsumer
 from kirana.consumers.quarantine import QuarantineConsumer
 from kirana.consumers.runner import ConsumerThread
 from kirana.eventlog.protocol import EventLog
 from kirana.eventlog.segments import FileEventLog
+from kirana.identity.engine import IdentityResolver
+from kirana.identity.rules import IdentityRules
+from kirana.identity.store import ProfileStore
 from kirana.lake.loader import LakeLoader
 from kirana.store.protocol import OperationalStore, Source
 from kirana.store.sqlite import SQLiteStore
@@ -26,6 +30,27 @@ log = logging.getLogger(__name__)
 
 def open_store(settings: Settings) -> OperationalStore:
     return SQLiteStore(settings.store_path)
+
+
+def open_profile_store(settings: Settings) -> ProfileStore:
+    """The profile store the settings choose (each caller gets its own connection)."""
+    profiles = settings.profiles
+    if profiles.backend == "postgres":
+        from kirana.identity.postgres_store import PostgresProfileStore
+
+        return PostgresProfileStore(profiles.postgres_dsn, schema=profiles.postgres_schema)
+    from kirana.identity.sqlite_store import SQLiteProfileStore
+
+    return SQLiteProfileStore(settings.state_dir / "profiles.sqlite")
+
+
+def identity_rules(settings: Settings) -> IdentityRules:
+    rules = IdentityRules()
+    return IdentityRules(
+        priority=rules.priority,
+        limits={**rules.limits, "user_id": settings.profiles.user_id_limit},
+        trait_ids=rules.trait_ids,
+    )
 
 
 def open_log(settings: Settings) -> EventLog:
@@ -70,6 +95,7 @@ class Platform:
     store: OperationalStore
     log: EventLog
     collector: Collector
+    profiles: ProfileStore
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -83,7 +109,7 @@ class Platform:
             SourceCache(store),
             max_pending_bytes=settings.log.max_pending_mb * 1024 * 1024,
         )
-        platform = cls(settings, store, event_log, collector)
+        platform = cls(settings, store, event_log, collector, open_profile_store(settings))
         lake = settings.lake
         loader = LakeLoader(
             event_log,
@@ -95,7 +121,11 @@ class Platform:
             dedupe_days=lake.dedupe_days,
             vacuum_retention_hours=lake.vacuum_retention_hours,
         )
-        for consumer in (loader, QuarantineConsumer(event_log, store)):
+        writer_store = open_profile_store(settings)
+        profiles = ProfileConsumer(
+            event_log, writer_store, IdentityResolver(writer_store, identity_rules(settings))
+        )
+        for consumer in (loader, QuarantineConsumer(event_log, store), profiles):
             platform.consumers[consumer.name] = ConsumerThread(event_log, consumer)
         return platform
 
@@ -127,3 +157,4 @@ class Platform:
             thread.stop()
         self.log.close()
         self.store.close()
+        self.profiles.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kirana.cli import admin, demo, serve, sql
+from kirana.cli import admin, demo, profile, serve, sql
 
 app = typer.Typer(
     name="kirana",
@@ -17,6 +17,7 @@ app.command("serve")(serve.serve)
 app.command("sql")(sql.sql)
 app.command("demo")(demo.demo)
 app.command("status")(admin.status)
+app.command("profile")(profile.profile)
 app.add_typer(admin.sources_app, name="sources")
 app.add_typer(admin.tokens_app, name="tokens")
 app.add_typer(admin.quarantine_app, name="quarantine")

@@ -1,0 +1,1 @@
+"""Profiles as the rest of the platform sees them (identity + traits + lake history)."""
