@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kirana.collect.service import Collector
 from kirana.config import Settings
@@ -17,13 +18,19 @@ from kirana.consumers.profiles import ProfileConsumer
 from kirana.consumers.quarantine import QuarantineConsumer
 from kirana.consumers.runner import ConsumerThread
 from kirana.eventlog.protocol import EventLog
+from kirana.eventlog.records import event_record
 from kirana.eventlog.segments import FileEventLog
 from kirana.identity.engine import IdentityResolver
-from kirana.identity.rules import IdentityRules
-from kirana.identity.store import ProfileStore
+from kirana.identity.rules import Identifier, IdentityRules
+from kirana.identity.store import SQLProfileStore
 from kirana.lake.loader import LakeLoader
+from kirana.privacy.erase import ErasureReport, erase
+from kirana.privacy.suppression import SuppressionList
 from kirana.store.protocol import OperationalStore, Source
 from kirana.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from kirana.profiles.refresh import SegmentRefresher
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ def open_store(settings: Settings) -> OperationalStore:
     return SQLiteStore(settings.store_path)
 
 
-def open_profile_store(settings: Settings) -> ProfileStore:
+def open_profile_store(settings: Settings) -> SQLProfileStore:
     """The profile store the settings choose (each caller gets its own connection)."""
     profiles = settings.profiles
     if profiles.backend == "postgres":
@@ -95,7 +102,8 @@ class Platform:
     store: OperationalStore
     log: EventLog
     collector: Collector
-    profiles: ProfileStore
+    profiles: SQLProfileStore
+    suppression: SuppressionList
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -104,12 +112,15 @@ class Platform:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings)
         event_log = open_log(settings)
+        profile_reader = open_profile_store(settings)
+        suppression = SuppressionList(profile_reader.suppressed)
         collector = Collector(
             event_log,
             SourceCache(store),
             max_pending_bytes=settings.log.max_pending_mb * 1024 * 1024,
+            suppressed=suppression,
         )
-        platform = cls(settings, store, event_log, collector, open_profile_store(settings))
+        platform = cls(settings, store, event_log, collector, profile_reader, suppression)
         lake = settings.lake
         loader = LakeLoader(
             event_log,
@@ -150,6 +161,27 @@ class Platform:
     def drain(self, timeout: float = 60.0) -> bool:
         """Wait until every consumer has caught up with the log."""
         return all(t.drain(timeout) for t in self.consumers.values())
+
+    def erase(self, identifier: Identifier) -> ErasureReport | None:
+        """Erase the person holding ``identifier`` everywhere Kirana writes."""
+        return erase(
+            self.profiles,
+            self.log,
+            self.settings.lake_dir,
+            identifier=identifier,
+            quarantine_delete=self.store.delete_quarantined_containing,
+            drain=lambda: self.drain(timeout=120),
+            on_suppressed=self.suppression.add,
+        )
+
+    def emit(self, events: list[dict]) -> None:
+        """Append Kirana's own derived events (audience changes, …) to the event log."""
+        self.log.append_sync([event_record(e) for e in events])
+
+    def refresher(self) -> SegmentRefresher:
+        from kirana.profiles.refresh import SegmentRefresher
+
+        return SegmentRefresher(self.profiles, self.settings.lake_dir, self.emit)
 
     def close(self) -> None:
         self._stopping.set()

@@ -58,6 +58,7 @@ class IngestResult:
     accepted: int
     source: Source
     rejected: list[Rejection] = field(default_factory=list)
+    suppressed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,9 @@ class Collector:
         *,
         max_pending_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        suppressed: Callable[[str | None, str | None], bool] = lambda user, anon: False,
     ) -> None:
+        self._suppressed = suppressed
         self._log = log
         self._lookup_source = lookup_source
         self._max_pending = max_pending_bytes
@@ -222,6 +225,8 @@ class Collector:
                 ]
             )
             raise CollectError(400, exc.code, exc.message) from exc
+        if self._suppressed(record.get("userId"), record.get("anonymousId")):
+            return IngestResult(accepted=0, source=source, suppressed=1)
         await self._log.append([event_record(record)])
         return IngestResult(accepted=1, source=source)
 
@@ -252,13 +257,13 @@ class Collector:
                         "invalid_field", str(exc).replace("`$", f"`$.batch[{index}]")
                     ) from exc
                 message_id = event.messageId
-                payloads.append(
-                    event_record(
-                        normalize(
-                            event, received_at=received_at, source_id=source.id, defaults=defaults
-                        )
-                    )
+                record = normalize(
+                    event, received_at=received_at, source_id=source.id, defaults=defaults
                 )
+                if self._suppressed(record.get("userId"), record.get("anonymousId")):
+                    result.suppressed += 1  # an erased person: policy, reported, not stored
+                    continue
+                payloads.append(event_record(record))
                 result.accepted += 1
             except InvalidEvent as exc:
                 message_id = message_id or _raw_message_id(raw)

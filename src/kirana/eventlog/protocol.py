@@ -8,13 +8,20 @@ passes back an offset the log gave it (``LogRecord.offset`` or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+REDACTED = b"D"
+"""First byte of a redacted record's payload."""
 
 
 class LogUnavailable(RuntimeError):
     """The log cannot make writes durable (disk error, closed, broken)."""
+
+
+class LogLocked(LogUnavailable):
+    """Another process owns the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,14 @@ class EventLog(Protocol):
 
         Backends discard in whole units (segments), keep anything younger than
         ``min_age_seconds``, and return how many bytes they freed.
+        """
+        ...
+
+    def redact(self, matches: Callable[[bytes], bool]) -> int:
+        """Erase every record whose payload ``matches`` (privacy deletion); return the count.
+
+        Offsets stay valid: a redacted record reads back as a tombstone payload
+        (:data:`REDACTED` followed by filler) that consumers skip.
         """
         ...
 

@@ -21,14 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import fcntl
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kirana.eventlog.framing import encode_frame, scan
-from kirana.eventlog.protocol import LogRecord, LogUnavailable, ReadResult
+from kirana.eventlog.framing import HEADER_SIZE, encode_frame, scan
+from kirana.eventlog.protocol import (
+    REDACTED,
+    LogLocked,
+    LogRecord,
+    LogUnavailable,
+    ReadResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,15 @@ class FileEventLog:
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # two writers on one log would interleave frames: refuse the second
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            raise LogLocked(
+                f"the event log in {self.directory} is in use by another process "
+                "(is `kirana serve` running?)"
+            ) from exc
         self._segment_bytes = segment_bytes
         self._fsync = fsync
         self._cond = threading.Condition()
@@ -303,6 +319,46 @@ class FileEventLog:
             _fsync_dir(self.directory)
         return freed
 
+    # -- privacy --------------------------------------------------------------
+
+    def redact(self, matches: Callable[[bytes], bool]) -> int:
+        """Overwrite matching records in place with same-length tombstones.
+
+        The frame keeps its length (so every offset stays valid) and gets a
+        fresh checksum; the payload becomes ``D`` plus spaces. Each segment is
+        fsync'd after its rewrite.
+        """
+        count = 0
+        end = self._end
+        for index, base in enumerate(list(self._bases)):
+            segment_end = self._bases[index + 1] if index + 1 < len(self._bases) else end
+            path = self.directory / _segment_name(base)
+            hits: list[tuple[int, int]] = []
+            offset = base
+            while offset < segment_end:
+                result = self.read(offset, 10_000)
+                for record in result.records:
+                    if record.offset >= segment_end:
+                        break
+                    if record.payload[:1] != REDACTED and matches(record.payload):
+                        hits.append((record.offset - base, len(record.payload)))
+                if not result.records or result.next_offset >= segment_end:
+                    break
+                offset = result.next_offset
+            if not hits:
+                continue
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                for position, length in hits:
+                    tombstone = encode_frame(REDACTED + b" " * (length - 1))
+                    assert len(tombstone) == HEADER_SIZE + length
+                    os.pwrite(fd, tombstone, position)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            count += len(hits)
+        return count
+
     # -- closing --------------------------------------------------------------
 
     def close(self) -> None:
@@ -319,6 +375,7 @@ class FileEventLog:
             for fd in self._read_fds.values():
                 os.close(fd)
             self._read_fds.clear()
+        os.close(self._lock_fd)
 
     def __enter__(self) -> FileEventLog:
         return self

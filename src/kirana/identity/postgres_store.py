@@ -19,3 +19,13 @@ class PostgresProfileStore(SQLProfileStore):
             cur.execute(f'SET search_path TO "{schema}"')
         conn.commit()
         super().__init__(conn)
+
+    def compact_storage(self) -> None:
+        """PostgreSQL reclaims dead tuples itself (autovacuum); force it for erasures."""
+        self._conn.commit()
+        self._conn.autocommit = True
+        try:
+            for table in ("identities", "identity_traits", "identity_links", "profile_merges"):
+                self._conn.execute(f"VACUUM {table}")
+        finally:
+            self._conn.autocommit = False

@@ -22,8 +22,15 @@ class SQLiteProfileStore(SQLProfileStore):
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA secure_delete=ON")  # erased people do not linger in free pages
         self._path = path
         super().__init__(conn)
 
     def _begin(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
+
+    def compact_storage(self) -> None:
+        """Fold the WAL into the database and rebuild it, dropping old page images."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.execute("VACUUM")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from kirana.identity.graph import Link
 from kirana.identity.rules import Identifier
+from kirana.identity.store_segments import SegmentTablesMixin
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS identities (
@@ -94,7 +95,7 @@ class ProfileStore(Protocol):
     def close(self) -> None: ...
 
 
-class SQLProfileStore:
+class SQLProfileStore(SegmentTablesMixin):
     """The ProfileStore in portable SQL over a DB-API connection.
 
     Subclasses open the connection and say which parameter marker it uses.
@@ -108,6 +109,7 @@ class SQLProfileStore:
         with self.transaction():
             for statement in SCHEMA:
                 self._exec(statement)
+            self._segment_schema()
 
     # -- plumbing ---------------------------------------------------------------
 

@@ -13,6 +13,11 @@ import pyarrow as pa
 
 TABLE = "events"
 PARTITION_BY = ["event_date"]
+TABLE_CONFIGURATION = {
+    # file statistics only on columns that name no person: min/max of user_id in
+    # the commit log would outlive an erasure of that user's rows
+    "delta.dataSkippingStatsColumns": "type,event,source_id,timestamp,received_at,log_offset",
+}
 
 _TS = pa.timestamp("us", tz="UTC")
 

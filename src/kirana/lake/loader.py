@@ -99,6 +99,7 @@ class LakeLoader:
                 partition_by=events_table.PARTITION_BY,
                 name=events_table.TABLE,
                 description="Every accepted event, one row per messageId",
+                configuration=events_table.TABLE_CONFIGURATION,
             )
 
     def _recover(self) -> int:

@@ -74,6 +74,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
@@ -220,6 +221,18 @@ class SQLiteStore:
             QuarantinedEvent(r[0], r[1], datetime.fromisoformat(r[2]), r[3], r[4], r[5], r[6], r[7])
             for r in rows
         ]
+
+    def delete_quarantined_containing(self, values: Sequence[str]) -> int:
+        """Erase quarantined events whose raw text mentions any of ``values``."""
+        deleted = 0
+        with self._tx() as conn:
+            for value in values:
+                cur = conn.execute("DELETE FROM quarantine WHERE instr(raw, ?) > 0", (value,))
+                deleted += cur.rowcount
+        conn = self._conn()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        return deleted
 
     # -- consumer positions and settings -----------------------------------------
 

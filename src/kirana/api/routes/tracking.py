@@ -46,6 +46,8 @@ async def _ingest(endpoint: str, request: Request) -> Response:
     except LogUnavailable as exc:
         return _error(503, "log_unavailable", f"{exc}; nothing was accepted, retry later", 5)
     content: dict = {"success": True, "accepted": result.accepted}
+    if result.suppressed:
+        content["suppressed"] = result.suppressed
     if result.rejected:
         content["rejected"] = [
             {"index": r.index, "messageId": r.message_id, "code": r.code, "reason": r.reason}

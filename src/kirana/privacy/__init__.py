@@ -1,0 +1,1 @@
+"""Erasure of a person (right to be forgotten) and suppression of their future events."""
