@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import RunningKirana
@@ -119,3 +120,71 @@ def test_erasing_an_unknown_person_is_404(kirana: RunningKirana) -> None:
             headers={"Authorization": f"Bearer {kirana.admin_token}"},
         )
     assert response.status_code == 404
+
+
+def test_cli_erases_offline_and_refers_to_the_api_while_serving(kirana: RunningKirana) -> None:
+    from typer.testing import CliRunner
+
+    from kirana.cli.main import app
+
+    send(kirana, history())
+    kirana.drain()
+    data = ["--data-dir", str(kirana.settings.data_dir)]
+    runner = CliRunner()
+    busy = runner.invoke(app, ["privacy", "delete", ALICE_USER, *data], env={"KIRANA_TOKEN": ""})
+    assert busy.exit_code == 1 and "--token" in busy.output
+    via_api = runner.invoke(
+        app,
+        [
+            "privacy",
+            "delete",
+            ALICE_USER,
+            "--url",
+            kirana.url,
+            "--token",
+            kirana.admin_token,
+            *data,
+        ],
+    )
+    assert via_api.exit_code == 0, via_api.output
+    assert '"lake_rows_deleted": 4' in via_api.output
+
+
+def test_cli_erases_offline(settings) -> None:
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from kirana.cli.main import app
+    from kirana.collect.normalize import normalize
+    from kirana.collect.schema import event_decoder
+    from kirana.eventlog.records import event_record
+    from kirana.runtime import Platform
+
+    platform = Platform.open(settings)
+    platform.start()
+    now = datetime.now(UTC)
+    records = [
+        event_record(
+            normalize(event_decoder.decode(json.dumps(e).encode()), received_at=now, source_id="s")
+        )
+        for e in history()[:4]
+    ]
+    platform.log.append_sync(records)
+    assert platform.drain()
+    platform.close()
+    result = CliRunner().invoke(
+        app,
+        [
+            "privacy",
+            "delete",
+            ALICE_ANON,
+            "--type",
+            "anonymous_id",
+            "--data-dir",
+            str(settings.data_dir),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["lake_rows_deleted"] == 4
+    assert occurrences(settings.data_dir, ALICE_MARKERS) == []
