@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any
 
 from kirana.identity.graph import Link, event_links, resolve
@@ -30,13 +30,53 @@ def profile_id_for(root: Identifier) -> str:
     return f"prof_{digest}"
 
 
-class IdentityResolver:
-    """Applies observations to the store, one event at a time, inside the caller's transaction."""
+class _Lru(OrderedDict):
+    """A bounded dict that forgets the least recently used entries."""
 
-    def __init__(self, store: ProfileStore, rules: IdentityRules | None = None) -> None:
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def remember(self, key: object, value: object) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+class IdentityResolver:
+    """Applies observations to the store, one event at a time, inside the caller's transaction.
+
+    Most events repeat identifiers and links already in the graph. Two bounded
+    caches of what this resolver knows is stored (it is the graph's only
+    writer) let those events skip the store entirely except for their traits;
+    any recomputation drops the affected entries, and :meth:`forget` drops all
+    (after an erasure by another writer).
+    """
+
+    def __init__(
+        self, store: ProfileStore, rules: IdentityRules | None = None, cache_size: int = 200_000
+    ) -> None:
         self.store = store
         self.rules = rules or IdentityRules()
         self.recomputations = 0
+        self._profiles = _Lru(cache_size)  # identifier -> profile id, as stored
+        self._links = _Lru(cache_size)  # (a, b) -> (timestamp, message_id) as stored
+
+    def forget(self) -> None:
+        self._profiles.clear()
+        self._links.clear()
+
+    def _fast(self, obs: Observation) -> str | None:
+        """The profile id when the event changes nothing in the graph, else None."""
+        pid = self._profiles.get(obs.identifiers[0])
+        if pid is None or any(i not in self._profiles for i in obs.identifiers[1:]):
+            return None
+        for link in event_links(obs.identifiers, obs.timestamp, obs.message_id):
+            stored = self._links.get((link.a, link.b))
+            if stored is None or (link.timestamp, link.message_id) < stored:
+                return None
+        return pid
 
     def apply_event(self, event: dict[str, Any]) -> str | None:
         """Resolve one canonical event; return the profile id it belongs to."""
@@ -49,11 +89,26 @@ class IdentityResolver:
         head = obs.identifiers[0]
         if obs.traits:
             self.store.observe_traits(head, obs.traits, obs.timestamp, obs.message_id)
+        fast = self._fast(obs)
+        if fast is not None:
+            return fast
         known = self.store.profile_ids(obs.identifiers)
-        changed = self.store.add_links(event_links(obs.identifiers, obs.timestamp, obs.message_id))
+        links = event_links(obs.identifiers, obs.timestamp, obs.message_id)
+        changed = self.store.add_links(links)
         if changed or len(known) < len(obs.identifiers):
             self._recompute(set(obs.identifiers), obs)
-            known = self.store.profile_ids([head])
+            known = self.store.profile_ids(obs.identifiers)
+        else:
+            for link in links:
+                if (link.a, link.b) not in self._links:
+                    stored = self.store.links_touching([link.a])
+                    for s in stored:
+                        if (s.a, s.b) == (link.a, link.b):
+                            self._links.remember((s.a, s.b), (s.timestamp, s.message_id))
+        for ident, pid in known.items():
+            self._profiles.remember(ident, pid)
+        for link in changed:
+            self._links.remember((link.a, link.b), (link.timestamp, link.message_id))
         return known[head]
 
     def _component(self, start: set[Identifier]) -> tuple[set[Identifier], list[Link]]:
@@ -77,6 +132,8 @@ class IdentityResolver:
     def _recompute(self, start: set[Identifier], obs: Observation) -> None:
         self.recomputations += 1
         members, links = self._component(start)
+        for ident in members:
+            self._profiles.pop(ident, None)
         resolution = resolve(members, links, self.rules)
         before = self.store.profile_ids(members)
         after = {ident: profile_id_for(root) for ident, root in resolution.groups.items()}
