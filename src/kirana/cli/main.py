@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kirana.cli import admin, demo, privacy, profile, serve, sql
+from kirana.cli import admin, demo, models, privacy, profile, serve, sql
 
 app = typer.Typer(
     name="kirana",
@@ -22,6 +22,7 @@ app.add_typer(admin.sources_app, name="sources")
 app.add_typer(admin.tokens_app, name="tokens")
 app.add_typer(admin.quarantine_app, name="quarantine")
 app.add_typer(privacy.privacy_app, name="privacy")
+app.add_typer(models.models_app, name="models")
 
 if __name__ == "__main__":
     app()
