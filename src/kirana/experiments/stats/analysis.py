@@ -1,0 +1,205 @@
+"""``analyze(request) -> result``: the JSON-in, JSON-out entry point of the stats engine.
+
+Request (a dict, e.g. parsed JSON); every key but ``metric_type`` and ``variations`` is optional::
+
+    {
+      "metric_type": "mean" | "binomial" | "ratio" | "cuped",
+      "engine": "frequentist" (default) | "bayesian",
+      "alpha": 0.05,                    # 1 - interval level; significance threshold
+      "sequential": false,              # frequentist only: always-valid (peeking-safe) results
+      "sequential_tuning_n": 5000,      # expected total units (control + one variation) at the
+                                        # decision; fix it before launch
+      "correction": "none" | "holm" | "bh" | "bonferroni",   # frequentist only
+      "weights": [0.5, 0.5],            # configured traffic split, for the SRM check
+      "srm_threshold": 0.001,
+      "prior": {"relative": {"mean": 0, "variance": 0.09},   # bayesian only; on log(1 + lift)
+                "absolute": {"mean": 0, "variance": 4.0}},   # on the difference in means
+      "variations": [                   # control first; "name" optional
+        {"name": "control", "n": 1000, "sum": 120, "sum_squares": 120},
+        {"name": "treatment", "n": 1010, "sum": 140, "sum_squares": 140}
+      ]
+    }
+
+Variation keys by ``metric_type`` (sums over randomisation units, e.g. users):
+
+* ``mean``: ``n``, ``sum``, ``sum_squares`` (sum of per-unit values and of their squares);
+* ``binomial``: ``n``, ``sum`` = conversions (``sum_squares`` optional, must equal ``sum``);
+* ``ratio``: ``n``, ``numerator_sum``, ``numerator_sum_squares``, ``denominator_sum``,
+  ``denominator_sum_squares``, ``cross_sum`` (sum of numerator * denominator per unit);
+* ``cuped``: ``n``, ``sum``, ``sum_squares`` (the metric), ``pre_sum``, ``pre_sum_squares``
+  (the pre-experiment covariate), ``cross_sum`` (sum of metric * covariate per unit).
+
+Several metrics: put the settings at the top and ``"metrics": [{"name": ..., "metric_type":
+..., "variations": [...]}, ...]``; the correction then spans all metric x variation comparisons.
+
+Result: the settings echoed back, ``comparisons`` (how many were corrected over), and per metric
+``srm`` and ``variations``. The control entry has ``name``, ``n``, ``mean`` (the ratio for ratio
+metrics; ``adjusted_mean`` too for CUPED, with the metric's ``theta``). Each other variation adds
+``absolute`` and ``relative`` lifts, each with ``estimate``, ``ci`` [lower, upper], and either
+``se`` and ``p_value`` (frequentist) or ``sd``, ``chance_to_beat_control`` and ``risk``
+{``treatment``, ``control``} (bayesian); at the variation level, frequentist results carry
+``p_value`` (absolute lift), ``p_value_adjusted``, ``significant`` and, with a correction,
+``ci_adjusted``; bayesian ones ``chance_to_beat_control`` and ``risk``. Undefined numbers (a
+relative lift over a zero control mean) are ``null``. Invalid requests raise
+:class:`StatsInputError` whose message names the field, e.g.
+``variations[1].sum_squares: variance would be negative (...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from kirana.experiments.stats.bayesian import BayesianResult, PosteriorLift, bayesian_test
+from kirana.experiments.stats.corrections import Correction, adjust, interval_alpha
+from kirana.experiments.stats.frequentist import FrequentistResult, Lift, frequentist_test
+from kirana.experiments.stats.moments import Moments, cuped_moments, moments_of, pooled_theta
+from kirana.experiments.stats.request import AnalysisRequest, MetricRequest, parse_request
+from kirana.experiments.stats.sequential import sequential_test
+from kirana.experiments.stats.srm import srm_test
+from kirana.experiments.stats.sufficient import CupedStats
+
+
+def _num(value: Any) -> float | None:
+    """JSON-safe float: NaN and infinities (undefined quantities) become null."""
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _ci(lo: Any, hi: Any) -> list[float | None]:
+    return [_num(lo), _num(hi)]
+
+
+def _frequentist_lift(lift: Lift) -> dict[str, Any]:
+    return {
+        "estimate": _num(lift.estimate),
+        "se": _num(lift.se),
+        "ci": _ci(lift.ci_lower, lift.ci_upper),
+        "p_value": _num(lift.p_value),
+    }
+
+
+def _bayesian_lift(lift: PosteriorLift) -> dict[str, Any]:
+    return {
+        "estimate": _num(lift.estimate),
+        "sd": _num(lift.sd),
+        "ci": _ci(lift.ci_lower, lift.ci_upper),
+        "chance_to_beat_control": _num(lift.chance_to_beat_control),
+        "risk": {"treatment": _num(lift.risk_treatment), "control": _num(lift.risk_control)},
+        "method": lift.method,
+    }
+
+
+class _Comparison:
+    """One treatment-vs-control comparison: its JSON entry and how to re-run it at any alpha."""
+
+    def __init__(self, req: AnalysisRequest, control: Moments, treatment: Moments) -> None:
+        self.req, self.control, self.treatment = req, control, treatment
+        self.result = self.run(req.alpha)
+
+    def run(self, alpha: float) -> FrequentistResult | BayesianResult:
+        req = self.req
+        if req.engine == "bayesian":
+            return bayesian_test(
+                self.control,
+                self.treatment,
+                alpha=alpha,
+                absolute_prior=req.absolute_prior,
+                relative_prior=req.relative_prior,
+            )
+        if req.sequential:
+            return sequential_test(self.control, self.treatment, alpha=alpha, tuning_n=req.tuning_n)
+        return frequentist_test(self.control, self.treatment, alpha=alpha)
+
+    def fields(self) -> dict[str, Any]:
+        r = self.result
+        if isinstance(r, BayesianResult):
+            return {
+                "absolute": _bayesian_lift(r.absolute),
+                "relative": _bayesian_lift(r.relative),
+                "chance_to_beat_control": _num(r.chance_to_beat_control),
+                "risk": {"treatment": _num(r.risk_treatment), "control": _num(r.risk_control)},
+            }
+        return {
+            "absolute": _frequentist_lift(r.absolute),
+            "relative": _frequentist_lift(r.relative),
+            "p_value": _num(r.p_value),
+        }
+
+
+def _metric(req: AnalysisRequest, metric: MetricRequest) -> tuple[dict, list]:
+    srm = srm_test([s.n for s in metric.stats], req.weights, threshold=req.srm_threshold)
+    out: dict[str, Any] = {}
+    if metric.name is not None:
+        out["name"] = metric.name
+    out["metric_type"] = metric.metric_type
+    out["srm"] = {
+        "p_value": srm.p_value,
+        "statistic": srm.statistic,
+        "mismatch": srm.mismatch,
+        "observed": list(srm.observed),
+        "expected": list(srm.expected),
+    }
+    if metric.metric_type == "cuped":
+        groups: list[CupedStats] = list(metric.stats)  # type: ignore[arg-type]
+        theta = pooled_theta(groups)
+        moments = cuped_moments(groups, theta)
+        out["theta"] = _num(theta)
+    else:
+        moments = [moments_of(s) for s in metric.stats]  # type: ignore[arg-type]
+    entries = []
+    for stats, name, m in zip(metric.stats, metric.names, moments, strict=True):
+        entry: dict[str, Any] = {"name": name, "n": int(stats.n)}
+        if isinstance(stats, CupedStats):
+            entry |= {"mean": _num(stats.post_mean), "adjusted_mean": _num(m.mean)}
+        else:
+            entry["mean"] = _num(m.mean)
+        entries.append(entry)
+    comparisons = []
+    for entry, m in zip(entries[1:], moments[1:], strict=True):
+        comparison = _Comparison(req, moments[0], m)
+        entry |= comparison.fields()
+        comparisons.append((entry, comparison))
+    out["variations"] = entries
+    return out, comparisons
+
+
+def _correct(req: AnalysisRequest, comparisons: list[tuple[dict, _Comparison]]) -> None:
+    """Adjust p-values across every comparison of every metric, and add adjusted intervals."""
+    if req.engine != "frequentist" or not comparisons:
+        return
+    adjusted = adjust([c.result.p_value for _, c in comparisons], req.correction)
+    ci_alpha = interval_alpha(req.alpha, adjusted, req.correction)
+    for (entry, comparison), p_adj in zip(comparisons, adjusted, strict=True):
+        entry["p_value_adjusted"] = float(p_adj)
+        entry["significant"] = bool(p_adj < req.alpha)
+        if req.correction is not Correction.none:
+            wide = comparison.run(ci_alpha)
+            entry["ci_adjusted"] = {
+                "alpha": ci_alpha,
+                "absolute": _ci(wide.absolute.ci_lower, wide.absolute.ci_upper),
+                "relative": _ci(wide.relative.ci_lower, wide.relative.ci_upper),
+            }
+
+
+def analyze(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Analyse an experiment described by a JSON-ready request (see the module docstring)."""
+    req = parse_request(request)
+    metrics, comparisons = [], []
+    for metric in req.metrics:
+        out, comps = _metric(req, metric)
+        metrics.append(out)
+        comparisons.extend(comps)
+    _correct(req, comparisons)
+    result: dict[str, Any] = {"engine": req.engine, "alpha": req.alpha}
+    if req.engine == "frequentist":
+        result |= {"sequential": req.sequential, "correction": req.correction.value}
+        if req.sequential:
+            result["sequential_tuning_n"] = req.tuning_n
+    result["comparisons"] = len(comparisons)
+    if req.multi:
+        result["metrics"] = metrics
+    else:
+        result |= metrics[0]
+    return result
