@@ -122,3 +122,63 @@ def fit_buying_patterns(
             raise fail(f"cannot write --predictions-out {str(predictions_out)!r}: {exc}") from exc
         result["predictions_out"] = str(predictions_out)
     typer.echo(json.dumps(result, indent=2))
+
+
+@models_app.command("evaluate")
+def evaluate(
+    orders: Annotated[
+        Path | None,
+        typer.Option(
+            "--orders",
+            help="CSV or Parquet orders file (user, order, item and time or order number); "
+            "without it: the lake's Order Completed events.",
+        ),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    user_col: Annotated[str, typer.Option(help="User column in --orders.")] = "user_id",
+    order_col: Annotated[str, typer.Option(help="Order column in --orders.")] = "order_id",
+    item_col: Annotated[str, typer.Option(help="Item column in --orders.")] = "product_id",
+    sequence_col: Annotated[
+        str, typer.Option(help="Order number or time column in --orders.")
+    ] = "order_number",
+    data_dir: DataDir = None,
+) -> None:
+    """Hold out each user's last order; report Recall/NDCG/hit rate@10/20 for every model."""
+    if format not in ("table", "json"):
+        raise fail("--format must be table or json")
+    from kirana.models.evaluation import default_models, format_table
+    from kirana.models.evaluation import evaluate as run
+    from kirana.models.recommenders.data import Baskets
+
+    try:
+        if orders is not None:
+            if not orders.exists():
+                raise fail(f"{orders}: no such file")
+            baskets = Baskets.read(
+                orders,
+                user_col=user_col,
+                order_col=order_col,
+                item_col=item_col,
+                sequence_col=sequence_col,
+            )
+        else:
+            from kirana.config import load_settings
+            from kirana.models.lake_input import orders_from_lake
+
+            table = orders_from_lake(load_settings(data_dir).lake_dir)
+            baskets = Baskets.from_frame(table, sequence_col="order_time")
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    with _progress("fitting and scoring models"):
+        results = run(default_models(), baskets)
+    if format == "json":
+        typer.echo(json.dumps(results, indent=2, default=float))
+        return
+    columns = ["recall@10", "ndcg@10", "hit_rate@10", "recall@20", "ndcg@20", "fit_seconds"]
+    typer.echo(format_table(results, [c for c in columns if c in results[0]]))
+
+
+def _progress(message: str):
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
