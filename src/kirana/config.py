@@ -64,6 +64,13 @@ class ProfileSettings(BaseModel):
     """How many user ids one profile may hold (merge protection)."""
 
 
+class SegmentSettings(BaseModel):
+    """Computed traits and audiences."""
+
+    refresh_minutes: float = Field(15, ge=0)
+    """Refresh computed traits and audiences this often inside ``kirana serve`` (0: never)."""
+
+
 class Settings(BaseSettings):
     """Everything a Kirana process needs to know."""
 
@@ -76,6 +83,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     lake: LakeSettings = LakeSettings()
     profiles: ProfileSettings = ProfileSettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -26,11 +26,12 @@ from kirana.identity.store import SQLProfileStore
 from kirana.lake.loader import LakeLoader
 from kirana.privacy.erase import ErasureReport, erase
 from kirana.privacy.suppression import SuppressionList
+from kirana.profiles.realtime import RealtimeAudiences
 from kirana.store.protocol import OperationalStore, Source
 from kirana.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from kirana.profiles.refresh import SegmentRefresher
+    from kirana.profiles.refresh import RefreshReport
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ class Platform:
     profiles: SQLProfileStore
     suppression: SuppressionList
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
+    resolver: IdentityResolver | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -133,8 +136,12 @@ class Platform:
             vacuum_retention_hours=lake.vacuum_retention_hours,
         )
         writer_store = open_profile_store(settings)
+        platform.resolver = IdentityResolver(writer_store, identity_rules(settings))
         profiles = ProfileConsumer(
-            event_log, writer_store, IdentityResolver(writer_store, identity_rules(settings))
+            event_log,
+            writer_store,
+            platform.resolver,
+            RealtimeAudiences(writer_store, platform.emit),
         )
         for consumer in (loader, QuarantineConsumer(event_log, store), profiles):
             platform.consumers[consumer.name] = ConsumerThread(event_log, consumer)
@@ -144,6 +151,10 @@ class Platform:
         for thread in self.consumers.values():
             thread.start()
         threading.Thread(target=self._housekeeping, name="log-retention", daemon=True).start()
+        if self.settings.segments.refresh_minutes > 0:
+            threading.Thread(
+                target=self._scheduled_refresh, name="segment-refresh", daemon=True
+            ).start()
 
     def _housekeeping(self, every: float = 60.0) -> None:
         """Delete log segments that every consumer has passed and retention allows."""
@@ -171,17 +182,37 @@ class Platform:
             identifier=identifier,
             quarantine_delete=self.store.delete_quarantined_containing,
             drain=lambda: self.drain(timeout=120),
-            on_suppressed=self.suppression.add,
+            on_suppressed=self._suppressed,
         )
+
+    def _suppressed(self, identities: list[Identifier]) -> None:
+        self.suppression.add(identities)
+        if self.resolver is not None:
+            self.resolver.forget()
 
     def emit(self, events: list[dict]) -> None:
         """Append Kirana's own derived events (audience changes, …) to the event log."""
         self.log.append_sync([event_record(e) for e in events])
 
-    def refresher(self) -> SegmentRefresher:
+    def refresh_segments(self, full: bool = False) -> RefreshReport:
+        """Recompute computed traits and audiences (one run at a time, own connection)."""
         from kirana.profiles.refresh import SegmentRefresher
 
-        return SegmentRefresher(self.profiles, self.settings.lake_dir, self.emit)
+        with self._refresh_lock:
+            store = open_profile_store(self.settings)
+            try:
+                return SegmentRefresher(store, self.settings.lake_dir, self.emit).refresh(full=full)
+            finally:
+                store.close()
+
+    def _scheduled_refresh(self) -> None:
+        every = self.settings.segments.refresh_minutes * 60
+        while not self._stopping.wait(every):
+            try:
+                report = self.refresh_segments()
+                log.info("segments refreshed: %s", report)
+            except Exception:  # the previous values stay; the next run retries
+                log.exception("scheduled segment refresh failed")
 
     def close(self) -> None:
         self._stopping.set()

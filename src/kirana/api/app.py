@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from kirana import __version__
-from kirana.api.routes import admin, privacy, profiles, tracking
+from kirana.api.routes import admin, privacy, profiles, segments, tracking
 from kirana.runtime import Platform
 
 
@@ -38,6 +38,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(profiles.router)
     app.include_router(privacy.router)
+    app.include_router(segments.router)
 
     @app.get("/health", tags=["status"])
     def health() -> dict:

@@ -32,6 +32,10 @@ SEGMENT_SCHEMA = [
         audience TEXT NOT NULL, profile_id TEXT NOT NULL, change TEXT NOT NULL,
         at TEXT NOT NULL, run_id TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS audience_history_profile ON audience_history (profile_id)",
+    """CREATE TABLE IF NOT EXISTS recent_events (
+        id_type TEXT NOT NULL, id_value TEXT NOT NULL, event TEXT NOT NULL, ts TEXT NOT NULL,
+        message_id TEXT NOT NULL, properties TEXT NOT NULL, PRIMARY KEY (message_id))""",
+    "CREATE INDEX IF NOT EXISTS recent_events_identity ON recent_events (id_type, id_value)",
     """CREATE TABLE IF NOT EXISTS profile_settings (
         key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS suppressed_identities (
@@ -192,6 +196,42 @@ class SegmentTablesMixin:
                 f"DELETE FROM {table} WHERE profile_id NOT IN (SELECT profile_id FROM identities)"
             )
 
+    # -- recent events for real-time audiences ---------------------------------------
+
+    def add_recent_event(
+        self,
+        identifier: tuple[str, str],
+        event: str,
+        ts: datetime,
+        message_id: str,
+        properties: dict[str, Any],
+    ) -> None:
+        self._exec(
+            "INSERT INTO recent_events VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                *identifier,
+                event,
+                ts.isoformat(timespec="microseconds"),
+                message_id,
+                json.dumps(properties),
+            ),
+        )
+
+    def recent_events(self, profile_id: str) -> list[tuple[str, datetime, str, dict[str, Any]]]:
+        rows = self._exec(
+            "SELECT r.event, r.ts, r.message_id, r.properties FROM recent_events r "
+            "JOIN identities i ON i.id_type = r.id_type AND i.id_value = r.id_value "
+            "WHERE i.profile_id = ? ORDER BY r.ts, r.message_id",
+            (profile_id,),
+        ).fetchall()
+        return [(r[0], datetime.fromisoformat(r[1]), r[2], json.loads(r[3])) for r in rows]
+
+    def prune_recent_events(self, before: datetime) -> int:
+        cur = self._exec(
+            "DELETE FROM recent_events WHERE ts < ?", (before.isoformat(timespec="microseconds"),)
+        )
+        return cur.rowcount
+
     # -- privacy -------------------------------------------------------------------
 
     def suppress(self, identities: Sequence[tuple[str, str]]) -> None:
@@ -213,6 +253,7 @@ class SegmentTablesMixin:
         self._many("DELETE FROM identity_traits WHERE id_type = ? AND id_value = ?", pairs)
         self._many("DELETE FROM identity_links WHERE a_type = ? AND a_value = ?", pairs)
         self._many("DELETE FROM identity_links WHERE b_type = ? AND b_value = ?", pairs)
+        self._many("DELETE FROM recent_events WHERE id_type = ? AND id_value = ?", pairs)
         for table in ("computed_trait_values", "audience_memberships", "audience_history"):
             self._exec(f"DELETE FROM {table} WHERE profile_id = ?", (profile_id,))
         self._exec(
@@ -256,6 +297,17 @@ class SegmentTablesMixin:
             "SELECT i.profile_id, t.trait, t.value, t.ts, t.message_id FROM identity_traits t "
             "JOIN identities i ON i.id_type = t.id_type AND i.id_value = t.id_value",
             ["profile_id", "trait", "value", "ts", "message_id"],
+        )
+
+    def export_identities_of(self, profile_id: str) -> pa.Table:
+        rows = self._exec(
+            "SELECT id_type, id_value, profile_id FROM identities WHERE profile_id = ?",
+            (profile_id,),
+        ).fetchall()
+        names = ["id_type", "id_value", "profile_id"]
+        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        return pa.table(
+            {n: pa.array(list(c), pa.string()) for n, c in zip(names, columns, strict=True)}
         )
 
     def export_computed_values(self) -> pa.Table:

@@ -48,7 +48,12 @@ def find_profile(
         value = identifier.lower() if candidate == "email" else identifier
         profile = store.profile((candidate, value))
         if profile is not None:
-            return ProfileView(profile, latest_events(lake_dir, profile, events))
+            return ProfileView(
+                profile,
+                latest_events(lake_dir, profile, events),
+                computed_traits=store.computed_values(profile.profile_id),
+                audiences=store.audiences_of(profile.profile_id),
+            )
     return None
 
 
