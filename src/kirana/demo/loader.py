@@ -164,10 +164,25 @@ def load_demo_once(
     if should_stop():
         return
     platform.drain(timeout=600)
+    report = _define_segments(platform)
     store.set_setting(DEMO_LOADED, str(stats.sent))
+    print(report)
     print(
         f"demo loaded: {stats.sent:,} events in {stats.seconds:.0f}s; try "
         '`kirana sql "SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"`'
+    )
+
+
+def _define_segments(platform: Any) -> str:
+    """Install the demo's computed traits and audiences and compute them once."""
+    from kirana.demo.definitions import install
+
+    install(platform.profiles)
+    report = platform.refresh_segments(full=True)
+    sizes = ", ".join(f"{name} {a['size']}" for name, a in report.audiences.items())
+    return (
+        f"computed {len(report.traits)} traits for {report.profiles_considered} profiles; "
+        f"audiences: {sizes}"
     )
 
 
@@ -200,6 +215,7 @@ def with_embedded_server(data_dir: Path | None, *, users: int | None, seed: int)
             source = platform.store.create_source(DEMO_SOURCE)
         stats = send_demo(f"http://127.0.0.1:{port}", source.write_key, users=users, seed=seed)
         platform.drain(timeout=600)
+        print(_define_segments(platform))
         platform.store.set_setting(DEMO_LOADED, str(stats.sent))
     finally:
         server.should_exit = True
