@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kirana.segments.compile import compile_computed_trait
 from kirana.segments.definitions import AGGREGATIONS, parse_computed_trait
-from tests.segments.test_audiences import FILTER_VALUES, op_value
+from tests.segments.test_audiences import ABSENT, FILTER_VALUES, holds, op_value, passes
 from tests.segments.test_data import EVENTS, NOW, Data, Ev, connect, datasets
 
 DAY = timedelta(days=1)
@@ -161,8 +161,6 @@ def test_days_since_last_is_whole_days_and_follows_the_clock() -> None:
 
 # -- against a Python reference ---------------------------------------------------------------
 
-ABSENT = object()
-
 
 def get(obj: Any, path: str) -> Any:
     for key in [k for k in path.split(".") if k]:
@@ -178,8 +176,6 @@ def text(value: Any) -> str:
 
 
 def reference(d: dict[str, Any], data: Data, now: datetime) -> dict[str, Any]:
-    from tests.segments.test_audiences import holds, passes
-
     names = d.get("event")
     names = None if names is None else [names] if isinstance(names, str) else names
     start = now - timedelta(days=d.get("window_days", 10**5))

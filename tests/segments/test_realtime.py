@@ -84,6 +84,7 @@ ABANDON = {"event": "Product Added", "not_followed_by": "Order Completed", "with
         ({"event": "E", "within_days": 30}, [("E", 30 * 24 * H - timedelta(microseconds=1))], True),
         ({"event": "E"}, [("E", -H)], False),  # events after now do not exist yet
         ({"event": "E", "at_least": 2, "at_most": 2}, [("E", H)] * 3, False),
+        ({"event": 'Bob\'s "Order"'}, [('Bob\'s "Order"', H)], True),
         # the cart window must have closed: 24 h exactly is enough, 23 h is not
         (ABANDON, [("Product Added", 24 * H)], True),
         (ABANDON, [("Product Added", 23 * H)], False),
@@ -122,6 +123,17 @@ def test_edges(tree: dict, events: list, member: bool) -> None:
             True,
         ),
         ({"not": {"trait": "plan", "op": "eq", "value": "gold"}}, {}, True),
+        # user text reaches SQL only as escaped literals
+        (
+            {"trait": "last-name", "op": "eq", "value": "O'Brien \\ é"},
+            {"last-name": "O'Brien \\ é"},
+            True,
+        ),
+        (
+            {"trait": "$id", "op": "contains", "value": "'; DROP TABLE profiles; --"},
+            {"$id": "x"},
+            False,
+        ),
     ],
 )
 def test_value_rules(condition: dict, traits: dict, member: bool) -> None:

@@ -45,7 +45,7 @@ AUDIENCES: dict[str, dict[str, Any]] = {
     "big_spenders": {
         "description": "Top spenders, by SQL",
         "sql": "SELECT profile_id FROM computed_traits WHERE name = 'total_spend' "
-        "AND CAST(value AS DOUBLE) >= 1000",
+        "AND TRY_CAST(value AS DOUBLE) >= 1000",
     },
 }
 

@@ -34,6 +34,17 @@ REALTIME_RUN = "realtime"
 _RULES = IdentityRules()
 
 
+def _bounded(node: Any) -> bool:
+    """Every event condition has a time window (so recent events are enough to decide)."""
+    if isinstance(node, dict):
+        if "event" in node and not ({"within_days", "lookback_days"} & node.keys()):
+            return False
+        return all(_bounded(v) for v in node.values())
+    if isinstance(node, list):
+        return all(_bounded(v) for v in node)
+    return True
+
+
 def _longest_window(definitions: list[dict[str, Any]]) -> timedelta:
     from kirana.profiles.refresh import durations
 
@@ -80,7 +91,11 @@ class RealtimeAudiences:
         traits: dict[str, ComputedTrait] = {
             t.name: t for t in map(parse_computed_trait, trait_defs)
         }
-        self._audiences = {n: a for n, a in audiences.items() if a.conditions is not None}
+        raw = {d["name"]: d for d in audience_defs}
+        # SQL audiences and all-time event conditions need the full history: batch only
+        self._audiences = {
+            n: a for n, a in audiences.items() if a.conditions is not None and _bounded(raw[n])
+        }
         self._triggers = {
             n: event_names(a, audiences=audiences, computed_traits=traits)
             for n, a in self._audiences.items()

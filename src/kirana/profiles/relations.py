@@ -77,6 +77,8 @@ def segment_connection(
     conn.execute(_PROFILE_EVENTS.format(restrict=restrict_events))
     conn.execute(_PROFILES.format(restrict=restrict_profiles))
     refresh_values(conn, store)
+    # definitions (SQL audiences included) run with no access to files or the network
+    conn.execute("SET enable_external_access = false")
     return conn
 
 

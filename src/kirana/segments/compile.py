@@ -44,7 +44,8 @@ def compile_audience(audience: Audience, now: datetime) -> str:
             "SELECT DISTINCT p.profile_id FROM profiles p WHERE p.profile_id IN "
             f"(SELECT CAST(q.profile_id AS VARCHAR) FROM {wrap(audience.sql)} AS q)"
         )
-    assert audience.conditions is not None
+    if audience.conditions is None:
+        raise ValueError(f'audience "{audience.name}" has neither sql nor conditions')
     scope = _Scope(now)
     where = scope.condition(audience.conditions)
     columns = "".join(f", json_extract(traits, {literal(path)}) AS {c}" for path, c in scope.traits)

@@ -105,20 +105,14 @@ def _not_followed_by(c: NotFollowedBy, events: list[Event], now: datetime) -> bo
     return False
 
 
-def passes(properties: Any, where: Sequence[Filter], element: Any = MISSING) -> bool:
-    """Do the properties satisfy ``where``? ``[]`` filters test ``element`` if given,
-    else need one array element that satisfies all of them."""
+def passes(properties: Any, where: Sequence[Filter]) -> bool:
+    """Do the properties satisfy ``where``? ``[]`` filters need one element satisfying them all."""
     nested = [f for f in where if f.property.array]
-    if not all(
-        matches(lookup(properties, f.property.head), f.op, f.value)
-        for f in where
-        if not f.property.array
-    ):
-        return False
+    for f in where:
+        if not f.property.array and not matches(lookup(properties, f.property.head), f.op, f.value):
+            return False
     if not nested:
         return True
-    if element is not MISSING:
-        return all(_element_matches(element, f) for f in nested)
     array = lookup(properties, nested[0].property.head)
     return isinstance(array, list) and any(
         all(_element_matches(el, f) for f in nested) for el in array

@@ -46,10 +46,13 @@ def check_sql(sql: Any, path: str = "sql") -> str:
     """Return the query without its trailing ``;``, or raise :class:`DefinitionError`."""
     if not isinstance(sql, str) or not sql.strip() or len(sql) > MAX_LENGTH or "\0" in sql:
         raise DefinitionError(path, f"must be a non-empty SQL query of at most {MAX_LENGTH} chars")
+    cursor = _checker_db().cursor()  # its own connection: safe from any thread
     try:
-        statements = duckdb.extract_statements(sql)
+        statements = cursor.extract_statements(sql)
     except duckdb.Error as exc:
         raise DefinitionError(path, f"does not parse: {_first_line(exc)}") from None
+    finally:
+        cursor.close()
     if len(statements) != 1:
         raise DefinitionError(path, f"must be a single statement, found {len(statements)}")
     kind = statements[0].type
