@@ -151,3 +151,48 @@ def test_invalid_definitions_name_the_part(kirana: RunningKirana) -> None:
         assert in_use.status_code == 409 and "orders_30d" in in_use.json()["message"]
         viewer = {"Authorization": f"Bearer {kirana.viewer_token}"}
         assert put(http, viewer, "audiences", "v", AUDIENCES["loyal"]).status_code == 403
+
+
+def test_a_merge_carries_traits_computed_traits_and_memberships(kirana: RunningKirana) -> None:
+    admin = {"Authorization": f"Bearer {kirana.admin_token}"}
+    with kirana.client() as http:
+        put(http, admin, "computed-traits", "orders_30d", TRAITS["orders_30d"])
+        put(http, admin, "audiences", "loyal", AUDIENCES["loyal"])
+        before = [
+            {**order("x", 1, 3, 10.0, ["tea"]), "userId": None, "anonymousId": "device-9"},
+            {
+                "type": "identify",
+                "anonymousId": "device-9",
+                "traits": {"city": "Pune"},
+                "messageId": "anon-i",
+                "timestamp": (NOW - timedelta(days=3)).isoformat(),
+            },
+            order("zoe", 1, 2, 10.0, ["tea"]),
+        ]
+        before[0].pop("userId")
+        http.post("/v1/batch", json={"batch": before}, auth=(kirana.write_key, ""))
+        kirana.drain()
+        http.post("/v1/segments/refresh", headers=admin)
+        anon = http.get("/v1/profiles/device-9", headers=admin).json()
+        zoe = http.get("/v1/profiles/zoe", headers=admin).json()
+        assert anon["computed_traits"]["orders_30d"] == 1 and anon["audiences"] == []
+        assert zoe["computed_traits"]["orders_30d"] == 1 and zoe["audiences"] == []
+        # zoe logs in on the device: the anonymous profile merges into hers
+        login = {
+            "type": "identify",
+            "userId": "zoe",
+            "anonymousId": "device-9",
+            "messageId": "login",
+            "timestamp": (NOW - timedelta(days=1)).isoformat(),
+        }
+        http.post("/v1/batch", json={"batch": [login]}, auth=(kirana.write_key, ""))
+        kirana.drain()
+        http.post("/v1/segments/refresh", headers=admin)
+        merged = http.get("/v1/profiles/device-9", headers=admin).json()
+    assert merged["profile_id"] == zoe["profile_id"]
+    assert merged["traits"] == {"city": "Pune"}
+    assert merged["computed_traits"]["orders_30d"] == 2
+    assert merged["audiences"] == ["loyal"]
+    assert anon["profile_id"] in {m["from_profile"] for m in merged["merged_from"]}
+    store = kirana.platform.profiles
+    assert store.computed_values(anon["profile_id"]) == {}  # the absorbed profile left nothing
