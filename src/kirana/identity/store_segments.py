@@ -292,11 +292,35 @@ class SegmentTablesMixin:
             ["id_type", "id_value", "profile_id"],
         )
 
-    def export_identity_traits(self) -> pa.Table:
+    def _scope(self, profiles: Sequence[str] | None) -> str:
+        """A SQL filter on ``profile_id`` for ``profiles`` (None: no filter)."""
+        if profiles is None:
+            return ""
+        self._exec("CREATE TEMP TABLE IF NOT EXISTS export_scope (profile_id TEXT PRIMARY KEY)")
+        self._exec("DELETE FROM export_scope")
+        self._many(
+            "INSERT INTO export_scope VALUES (?) ON CONFLICT DO NOTHING", [(p,) for p in profiles]
+        )
+        return " WHERE profile_id IN (SELECT profile_id FROM export_scope)"
+
+    def export_identity_traits(self, profiles: Sequence[str] | None = None) -> pa.Table:
+        scope = self._scope(profiles).replace("profile_id", "i.profile_id", 1)
         return self._arrow(
             "SELECT i.profile_id, t.trait, t.value, t.ts, t.message_id FROM identity_traits t "
-            "JOIN identities i ON i.id_type = t.id_type AND i.id_value = t.id_value",
+            "JOIN identities i ON i.id_type = t.id_type AND i.id_value = t.id_value" + scope,
             ["profile_id", "trait", "value", "ts", "message_id"],
+        )
+
+    def export_computed_values(self, profiles: Sequence[str] | None = None) -> pa.Table:
+        return self._arrow(
+            "SELECT profile_id, name, value FROM computed_trait_values" + self._scope(profiles),
+            ["profile_id", "name", "value"],
+        )
+
+    def export_memberships(self, profiles: Sequence[str] | None = None) -> pa.Table:
+        return self._arrow(
+            "SELECT audience, profile_id FROM audience_memberships" + self._scope(profiles),
+            ["audience", "profile_id"],
         )
 
     def export_identities_of(self, profile_id: str) -> pa.Table:
@@ -308,15 +332,4 @@ class SegmentTablesMixin:
         columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
         return pa.table(
             {n: pa.array(list(c), pa.string()) for n, c in zip(names, columns, strict=True)}
-        )
-
-    def export_computed_values(self) -> pa.Table:
-        return self._arrow(
-            "SELECT profile_id, name, value FROM computed_trait_values",
-            ["profile_id", "name", "value"],
-        )
-
-    def export_memberships(self) -> pa.Table:
-        return self._arrow(
-            "SELECT audience, profile_id FROM audience_memberships", ["audience", "profile_id"]
         )

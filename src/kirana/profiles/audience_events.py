@@ -19,7 +19,7 @@ KIRANA_SOURCE = "kirana"
 _NAMESPACE = uuid.UUID("6f1c2d7e-4b0a-4a53-9e35-6b5d3f0a8c11")
 
 
-def _identity_index(identities: pa.Table) -> dict[str, tuple[str, str]]:
+def identity_index(identities: pa.Table) -> dict[str, tuple[str, str]]:
     """profile_id -> the identifier to address events to (a user id if it has one)."""
     best: dict[str, tuple[str, str]] = {}
     for id_type, value, pid in zip(
@@ -37,14 +37,13 @@ def audience_events(
     audience: str,
     entered: Sequence[str],
     exited: Sequence[str],
-    identities: pa.Table,
+    index: dict[str, tuple[str, str]],
     transitions: dict[str, int],
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Canonical events for membership changes (``transitions``: prior changes per profile)."""
     if not entered and not exited:
         return []
-    index = _identity_index(identities)
     stamp = now.isoformat(timespec="microseconds").replace("+00:00", "Z")
     events = []
     for change, profiles in (("Entered", entered), ("Exited", exited)):

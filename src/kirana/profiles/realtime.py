@@ -20,7 +20,7 @@ from typing import Any
 
 from kirana.identity.rules import IdentityRules, observe
 from kirana.identity.store import SQLProfileStore
-from kirana.profiles.audience_events import audience_events
+from kirana.profiles.audience_events import audience_events, identity_index
 from kirana.segments.definitions import (
     Audience,
     ComputedTrait,
@@ -142,7 +142,7 @@ class RealtimeAudiences:
                 continue
             entered, exited = ([profile_id], []) if member else ([], [profile_id])
             if identities is None:
-                identities = self.store.export_identities_of(profile_id)
+                identities = identity_index(self.store.export_identities_of(profile_id))
             transitions = self.store.transition_counts(audience.name, [profile_id])
             self.emit(audience_events(audience.name, entered, exited, identities, transitions, now))
             self.store.apply_membership(audience.name, entered, exited, REALTIME_RUN)

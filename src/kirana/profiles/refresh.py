@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from kirana.identity.store import SQLProfileStore
-from kirana.profiles.audience_events import audience_events
-from kirana.profiles.relations import affected_profiles, refresh_values, segment_connection
+from kirana.profiles.audience_events import audience_events, identity_index
+from kirana.profiles.relations import affected_profiles, replace_in_scope, segment_connection
 from kirana.segments.compile import compile_audience, compile_computed_trait
 from kirana.segments.definitions import parse_audience, parse_computed_trait
 from kirana.segments.dependencies import refresh_order
@@ -134,27 +134,35 @@ class SegmentRefresher:
             for trait in traits:
                 if progress:
                     progress(f"computed trait {trait.name}")
-                rows = conn.execute(compile_computed_trait(trait, now)).fetchall()
+                result = conn.sql(compile_computed_trait(trait, now)).to_arrow_table()
+                rows = list(
+                    zip(
+                        result.column("profile_id").to_pylist(),
+                        result.column("value").to_pylist(),
+                        strict=True,
+                    )
+                )
                 self.store.replace_computed_values(trait.name, rows, only)
+                replace_in_scope(conn, "computed_traits", "name", trait.name, result)
                 report.traits[trait.name] = len(rows)
-            refresh_values(conn, self.store)
-            identities = self.store.export_identities()
+            index = identity_index(self.store.export_identities())
             for name in refresh_order(list(audiences.values())):
                 if progress:
                     progress(f"audience {name}")
                 audience = audiences[name]
-                now_in = {r[0] for r in conn.execute(compile_audience(audience, now)).fetchall()}
+                members = conn.sql(compile_audience(audience, now)).to_arrow_table()
+                now_in = set(members.column("profile_id").to_pylist())
                 before = self.store.members(name)
                 if only is not None:
                     scope = set(only)
                     before = before & scope
                 entered, exited = sorted(now_in - before), sorted(before - now_in)
                 transitions = self.store.transition_counts(name, entered + exited)
-                events = audience_events(name, entered, exited, identities, transitions, now)
+                events = audience_events(name, entered, exited, index, transitions, now)
                 if events:  # before the commit: a retried run re-emits the same messageIds
                     self.emit(events)
                 self.store.apply_membership(name, entered, exited, run_id)
-                refresh_values(conn, self.store)
+                replace_in_scope(conn, "audience_members", "audience", name, members)
                 report.audiences[name] = {
                     "entered": len(entered),
                     "exited": len(exited),

@@ -55,7 +55,8 @@ def segment_connection(
     conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
     conn.register("identities", store.export_identities())
-    conn.register("identity_traits", store.export_identity_traits())
+    scope = list(only_profiles) if only_profiles is not None else None
+    conn.register("identity_traits", store.export_identity_traits(scope))
     events_path = lake_dir / "events"
     if (events_path / "_delta_log").is_dir():
         conn.register("lake_events", DeltaTable(events_path).to_pyarrow_dataset())
@@ -76,16 +77,42 @@ def segment_connection(
         restrict_profiles = "AND p.profile_id IN (SELECT profile_id FROM only_profiles)"
     conn.execute(_PROFILE_EVENTS.format(restrict=restrict_events))
     conn.execute(_PROFILES.format(restrict=restrict_profiles))
-    refresh_values(conn, store)
+    refresh_values(conn, store, scope)
     # definitions (SQL audiences included) run with no access to files or the network
     conn.execute("SET enable_external_access = false")
     return conn
 
 
-def refresh_values(conn: duckdb.DuckDBPyConnection, store: SQLProfileStore) -> None:
-    """Re-read computed traits and memberships (after a refresh step changed them)."""
-    conn.register("computed_traits", store.export_computed_values())
-    conn.register("audience_members", store.export_memberships())
+def refresh_values(
+    conn: duckdb.DuckDBPyConnection, store: SQLProfileStore, scope: list[str] | None = None
+) -> None:
+    """Load computed traits and memberships (of ``scope``) into tables refresh steps update."""
+    conn.register("_computed_export", store.export_computed_values(scope))
+    conn.register("_members_export", store.export_memberships(scope))
+    conn.execute("CREATE OR REPLACE TEMP TABLE computed_traits AS SELECT * FROM _computed_export")
+    conn.execute("CREATE OR REPLACE TEMP TABLE audience_members AS SELECT * FROM _members_export")
+    conn.unregister("_computed_export")
+    conn.unregister("_members_export")
+
+
+def replace_in_scope(
+    conn: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str, rows: pa.Table
+) -> None:
+    """Swap one trait's values (or one audience's members) for the profiles in scope.
+
+    ``profiles`` holds exactly the profiles this refresh considers, so rows of
+    profiles outside it are left alone.
+    """
+    conn.execute(
+        f"DELETE FROM {table} WHERE {key_column} = ? "
+        "AND profile_id IN (SELECT profile_id FROM profiles)",
+        [key],
+    )
+    conn.register("_rows", rows)
+    columns = "profile_id, name, value" if table == "computed_traits" else "audience, profile_id"
+    select = "profile_id, ?, value" if table == "computed_traits" else "?, profile_id"
+    conn.execute(f"INSERT INTO {table} ({columns}) SELECT {select} FROM _rows", [key])
+    conn.unregister("_rows")
 
 
 def affected_profiles(
