@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Annotated
 
@@ -44,6 +45,7 @@ def serve(
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo loader's requests
     settings = load_settings(data_dir, host=host, port=port)
+    sys.setswitchinterval(settings.gil_switch_ms / 1000)
     try:
         platform = Platform.open(settings)
     except OSError as exc:
