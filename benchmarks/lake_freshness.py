@@ -15,26 +15,15 @@ import json
 import os
 import platform
 import queue
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
+from _harness import ServerUnderTest
 from kirana.lake.catalog import connect
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -43,26 +32,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30, help="how long to send")
     args = parser.parse_args()
 
-    data = Path(tempfile.mkdtemp(prefix="kirana-fresh-"))
-    kirana = [sys.executable, "-m", "kirana.cli.main"]
-    key = subprocess.run(
-        [*kirana, "sources", "create", "bench", "--data-dir", str(data)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    port = free_port()
-    server = subprocess.Popen(
-        [*kirana, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    server = ServerUnderTest("kirana-fresh-")
+    data, key, url = server.data, server.write_key, server.url
 
     probes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
     stop = threading.Event()
@@ -118,8 +89,7 @@ def main() -> None:
             break
     stop.set()
     sender.join()
-    server.send_signal(signal.SIGTERM)
-    server.wait()
+    server.stop()
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",

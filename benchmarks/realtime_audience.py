@@ -13,25 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _harness import ServerUnderTest
 
 
 def main() -> None:
@@ -39,29 +28,9 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--background-rate", type=int, default=2000, help="events/s of other load")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="kirana-rt-"))
-    kirana = [sys.executable, "-m", "kirana.cli.main"]
-
-    def cli(*a: str) -> str:
-        return subprocess.run(
-            [*kirana, *a, "--data-dir", str(data)], check=True, capture_output=True, text=True
-        ).stdout.strip()
-
-    key = cli("sources", "create", "bench")
-    token = cli("tokens", "create", "bench", "--role", "admin")
-    port = free_port()
-    server = subprocess.Popen(
-        [*kirana, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    admin = {"Authorization": f"Bearer {token}"}
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    server = ServerUnderTest("kirana-rt-")
+    key, url = server.write_key, server.url
+    admin = {"Authorization": f"Bearer {server.admin_token}"}
     http = httpx.Client(base_url=url, timeout=30)
     http.put(
         "/v1/audiences/repeat_buyers",
@@ -113,8 +82,7 @@ def main() -> None:
             time.sleep(0.01)
     stop.set()
     loader.join()
-    server.send_signal(signal.SIGTERM)
-    server.wait()
+    server.stop()
     latencies.sort()
     print(
         json.dumps(
