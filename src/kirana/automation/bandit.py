@@ -1,0 +1,323 @@
+"""Ranking policies: Thompson sampling on Beta posteriors, and two baselines.
+
+Template method: :meth:`RankingPolicy.rank` does what every policy shares (burn-in of new
+arms, pinned slots, the limit, tie-breaking and the logged propensities) and asks a subclass
+only for scores, via ``_scores``. A policy is pure: the caller passes the arms' statistics and
+a seeded ``numpy.random.Generator``.
+
+Thompson sampling (Thompson 1933; Chapelle & Li 2011, "An Empirical Evaluation of Thompson
+Sampling") draws a CTR for each arm from its posterior
+``Beta(prior_a + clicks, prior_b + impressions - clicks)`` over *decayed* counts and ranks by
+the draws: an arm is shown first with the probability that it is the best one, so exploration
+fades on its own as evidence accumulates, and comes back when counts decay.
+
+Preference blend: ``score = sampled_ctr * (1 + w * affinity)``. The multiplicative form is
+scale-free (a fully-liked arm gets the same relative boost on a 1 % cart CTR as on a 10 % home
+feed CTR, where an additive term would swamp low CTRs), leaves the order untouched when the
+user has no affinities (popularity by CTR, the cold-start fallback) and never turns a
+confidently poor arm into a winner by more than a factor ``1 + w``.
+
+Propensities (logged with each decision, for off-policy evaluation): for every shown slot,
+the marginal probability that the policy puts the shown arm at that slot. Burn-in slots are a
+uniform shuffle (exactly ``1/B``); pinned slots are 1. The first learnt slot is computed
+exactly up to quadrature, for any number of arms:
+``P(i first) = E_{x ~ Beta_i}[prod_{j != i} F_j(m_i x / m_j)]``, a one-dimensional integral
+(see :func:`first_probability`; about 1e-4 absolute error). Later slots use ``n_draws``
+Monte-Carlo rankings plus the realised one, ``(1 + hits) / (1 + n_draws)``, which is
+consistent and never zero for an arm that was actually shown. Simulations and replays that
+log nothing pass ``RankContext(propensities=False)`` and get NaN, for speed.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from kirana.automation.rules import place_pinned
+from kirana.automation.stats import Counts
+
+MIN_PROPENSITY = 1e-6
+_TAIL = 1e-9
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One rankable thing and its decayed feedback in the user's segment.
+
+    ``pooled_*`` are the all-audience counts when the segment is an audience (``None`` when
+    the segment *is* ``"all"``); ``shown`` is the undecayed impression count, for burn-in.
+    """
+
+    key: str
+    clicks: float = 0.0
+    impressions: float = 0.0
+    shown: float = 0.0
+    pooled_clicks: float | None = None
+    pooled_impressions: float | None = None
+
+    @classmethod
+    def from_counts(cls, key: str, segment: Counts, pooled: Counts | None = None) -> Arm:
+        return cls(
+            key,
+            segment.clicks,
+            segment.impressions,
+            segment.shown,
+            None if pooled is None else pooled.clicks,
+            None if pooled is None else pooled.impressions,
+        )
+
+
+@dataclass(frozen=True)
+class RankContext:
+    """Per-request inputs: how many slots, the user's affinities, the pinned arms."""
+
+    limit: int | None = None
+    affinities: Mapping[str, float] = field(default_factory=dict)
+    pinned: Mapping[str, int] = field(default_factory=dict)
+    propensities: bool = True  # False (simulations, replay): skip them, report NaN
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The shown order and, per slot, the probability of that arm in that slot."""
+
+    order: tuple[str, ...]
+    propensities: tuple[float, ...]
+    explored: tuple[bool, ...]  # burn-in slots
+    pinned: tuple[bool, ...]
+
+
+class RankingPolicy(ABC):
+    """Shared ranking mechanics; subclasses provide ``_scores`` (higher is better).
+
+    Burn-in: arms with fewer than ``burn_in`` (undecayed) impressions in the segment go first,
+    in uniformly random order. New content gets a guaranteed first look in every audience
+    whatever its prior says, and those first impressions form a clean randomised sample with a
+    known propensity (``1/B``). Pinned arms then take their slots and the list is cut to
+    ``limit`` (:func:`~kirana.automation.rules.place_pinned`).
+    """
+
+    def __init__(self, *, burn_in: float = 10, n_draws: int = 200) -> None:
+        if burn_in < 0 or n_draws < 1:
+            raise ValueError("burn_in must be >= 0 and n_draws >= 1")
+        self.burn_in = burn_in
+        self.n_draws = n_draws
+
+    @abstractmethod
+    def _scores(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
+    ) -> np.ndarray:
+        """``(draws, len(arms))`` scores; row 0 decides the shown order, the rest estimate it."""
+
+    exact_slots: float = 0  # leading positions for which _exact_propensity has an answer
+
+    def _exact_propensity(
+        self, arms: Sequence[Arm], context: RankContext, position: int, index: int
+    ) -> float | None:
+        """P(arms[index] at ``position``) when a subclass can compute it; else Monte-Carlo."""
+        return None
+
+    def rank(
+        self, candidates: Sequence[Arm], context: RankContext, rng: np.random.Generator
+    ) -> Ranking:
+        keys = [a.key for a in candidates]
+        if len(set(keys)) != len(keys):
+            raise ValueError("candidates: arm keys must be unique")
+        pinned = {k: s for k, s in context.pinned.items() if k in set(keys)}
+        limit = len(keys) if context.limit is None else min(context.limit, len(keys))
+        free = [a for a in candidates if a.key not in pinned]
+        # how many free arms the final list holds once pins are merged in
+        n_free = sum(k not in pinned for k in place_pinned(keys, pinned, limit))
+        fresh = [a for a in free if a.shown < self.burn_in]
+        learnt = [a for a in free if a.shown >= self.burn_in]
+        n_learnt = max(0, n_free - len(fresh))
+        fresh_order = [fresh[i] for i in rng.permutation(len(fresh))]
+
+        order: list[Arm] = fresh_order[:n_free]
+        props = [1.0 / len(fresh) for _ in order]
+        if n_learnt:
+            estimate = context.propensities and n_learnt > self.exact_slots
+            draws = 1 + self.n_draws if estimate else 1
+            ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
+            chosen = ranks[0, :n_learnt]  # row 0 is the realised ranking
+            order += [learnt[i] for i in chosen]
+            for pos, idx in enumerate(chosen):
+                if not context.propensities:
+                    props.append(math.nan)
+                    continue
+                p = self._exact_propensity(learnt, context, pos, int(idx))
+                props.append(float(np.mean(ranks[:, pos] == idx)) if p is None else p)
+        if context.propensities:
+            props = [min(1.0, max(MIN_PROPENSITY, p)) for p in props]
+        else:
+            props = [math.nan] * len(props)
+
+        by_key = dict(zip((a.key for a in order), props, strict=True))
+        explored = {a.key for a in fresh}
+        final = place_pinned([a.key for a in order], pinned, limit)
+        return Ranking(
+            order=tuple(final),
+            propensities=tuple(1.0 if k in pinned else by_key[k] for k in final),
+            explored=tuple(k in explored and k not in pinned for k in final),
+            pinned=tuple(k in pinned for k in final),
+        )
+
+
+def _rank_rows(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Arm indices by descending score in each row, ties broken uniformly at random."""
+    tiebreak = rng.random(scores.shape)
+    return np.lexsort((tiebreak, -scores), axis=-1)
+
+
+def _affinity_factors(arms: Sequence[Arm], context: RankContext, weight: float) -> np.ndarray:
+    return np.array([1.0 + weight * float(context.affinities.get(a.key, 0.0)) for a in arms])
+
+
+class ThompsonPolicy(RankingPolicy):
+    """Thompson sampling on Beta posteriors over decayed counts, blended with affinity.
+
+    With ``borrow_pooled`` an audience's prior is centred on the arm's all-audience CTR with
+    the same total weight ``prior_a + prior_b``: a new audience starts from what everyone else
+    did instead of from ignorance, and with no pooled data it is exactly
+    ``Beta(prior_a, prior_b)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        prior_a: float = 1.0,
+        prior_b: float = 1.0,
+        affinity_weight: float = 0.5,
+        borrow_pooled: bool = True,
+        burn_in: float = 10,
+        n_draws: int = 200,
+        quadrature_nodes: int = 256,
+    ) -> None:
+        super().__init__(burn_in=burn_in, n_draws=n_draws)
+        if not (prior_a > 0 and prior_b > 0) or affinity_weight < 0:
+            raise ValueError("priors must be positive and affinity_weight non-negative")
+        self.prior_a, self.prior_b = prior_a, prior_b
+        self.affinity_weight = affinity_weight
+        self.borrow_pooled = borrow_pooled
+        self.quadrature_nodes = quadrature_nodes
+
+    exact_slots = 1
+
+    def posterior(self, arm: Arm) -> tuple[float, float]:
+        """Beta parameters (a, b) for the arm's CTR in the segment."""
+        clicks, misses = arm.clicks, max(arm.impressions - arm.clicks, 0.0)
+        a0, b0 = self.prior_a, self.prior_b
+        if self.borrow_pooled and arm.pooled_impressions is not None:
+            pc = arm.pooled_clicks or 0.0
+            mean = (a0 + pc) / (a0 + b0 + max(arm.pooled_impressions, pc))
+            a0, b0 = (
+                (self.prior_a + self.prior_b) * mean,
+                (self.prior_a + self.prior_b) * (1 - mean),
+            )
+        return a0 + clicks, b0 + misses
+
+    def _params(self, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
+        ab = np.array([self.posterior(a) for a in arms], dtype=float).reshape(-1, 2)
+        return ab[:, 0], ab[:, 1]
+
+    def _scores(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
+    ) -> np.ndarray:
+        a, b = self._params(arms)
+        return rng.beta(a, b, size=(draws, len(arms))) * _affinity_factors(
+            arms, context, self.affinity_weight
+        )
+
+    def _exact_propensity(
+        self, arms: Sequence[Arm], context: RankContext, position: int, index: int
+    ) -> float | None:
+        if position != 0:
+            return None
+        return first_probability(
+            *self._params(arms),
+            _affinity_factors(arms, context, self.affinity_weight),
+            index,
+            self.quadrature_nodes,
+        )
+
+    def first_probabilities(self, arms: Sequence[Arm], context: RankContext) -> np.ndarray:
+        """P(each arm is ranked first) ignoring burn-in and pins: a target policy's action
+        distribution for off-policy evaluation."""
+        a, b = self._params(arms)
+        m = _affinity_factors(arms, context, self.affinity_weight)
+        p = np.array([first_probability(a, b, m, i, self.quadrature_nodes) for i in range(len(a))])
+        return p / p.sum()
+
+
+def first_probability(
+    a: np.ndarray, b: np.ndarray, m: np.ndarray, index: int, nodes: int = 256
+) -> float:
+    """P(m_i X_i > m_j X_j for all j != i) with independent ``X_j ~ Beta(a_j, b_j)``.
+
+    ``P = integral of G(x) dF_i(x)`` with ``G(x) = prod_{j != i} F_j(m_i x / m_j)``, as a
+    Riemann-Stieltjes sum over ``nodes`` equal steps spanning arm i's posterior from its
+    1e-9 to its 1 - 1e-9 quantile (so a peaked posterior is resolved as well as a flat one).
+    G is monotone and bounded, so the error is at most the largest step of F_i and in
+    practice second order: about 1e-4 with 256 nodes, checked against 20,000-node sums.
+    """
+    a, b, m = (np.asarray(v, dtype=float) for v in (a, b, m))
+    if len(a) == 1:
+        return 1.0
+    lo, hi = special.betaincinv(a[index], b[index], [_TAIL, 1.0 - _TAIL])
+    x = np.linspace(lo, hi, nodes + 1)
+    cdf = special.betainc(a[index], b[index], x)
+    mid = 0.5 * (x[:-1] + x[1:])
+    others = np.arange(len(a)) != index
+    y = np.clip(m[index] * mid[None, :] / m[others, None], 0.0, 1.0)
+    g = np.prod(special.betainc(a[others, None], b[others, None], y), axis=0)
+    # the mass beyond the top node is (almost) surely first, the mass below it (almost) never
+    return float(np.sum(g * np.diff(cdf)) + (1.0 - cdf[-1]) * g[-1])
+
+
+class PopularityPolicy(RankingPolicy):
+    """Non-personalised baseline: rank by the all-audience posterior mean CTR (greedy)."""
+
+    def __init__(
+        self, *, prior_a: float = 1.0, prior_b: float = 1.0, burn_in: float = 10, n_draws: int = 200
+    ) -> None:
+        super().__init__(burn_in=burn_in, n_draws=n_draws)
+        self.prior_a, self.prior_b = prior_a, prior_b
+
+    def _scores(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
+    ) -> np.ndarray:
+        means = [
+            (self.prior_a + c) / (self.prior_a + self.prior_b + max(n, c))
+            for c, n in (
+                (
+                    a.clicks if a.pooled_clicks is None else a.pooled_clicks,
+                    a.impressions if a.pooled_impressions is None else a.pooled_impressions,
+                )
+                for a in arms
+            )
+        ]
+        return np.broadcast_to(np.array(means), (draws, len(arms)))
+
+
+class UniformPolicy(RankingPolicy):
+    """Uniformly random order: the logging policy that makes replay evaluation unbiased."""
+
+    def __init__(self, *, n_draws: int = 200) -> None:
+        super().__init__(burn_in=0, n_draws=n_draws)
+
+    exact_slots = math.inf
+
+    def _scores(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
+    ) -> np.ndarray:
+        return rng.random((draws, len(arms)))
+
+    def _exact_propensity(
+        self, arms: Sequence[Arm], context: RankContext, position: int, index: int
+    ) -> float | None:
+        return 1.0 / len(arms)  # every arm is equally likely in every slot
