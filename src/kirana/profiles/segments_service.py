@@ -33,15 +33,14 @@ def _named(definition: dict[str, Any], name: str) -> dict[str, Any]:
 def validate(store: SQLProfileStore, kind: str, name: str, definition: dict[str, Any]) -> dict:
     """The definition as it will be stored; DefinitionError naming what is wrong otherwise."""
     definition = _named(definition, name)
-    parsed = KINDS[kind](definition)
+    KINDS[kind](definition)  # the definition on its own
     traits = {d.name: d.definition for d in store.definitions("computed_trait")}
     audiences = {d.name: d.definition for d in store.definitions("audience")}
     (traits if kind == "computed_trait" else audiences)[name] = definition
     check_references(
         [parse_audience(a) for a in audiences.values()],
         [parse_computed_trait(t) for t in traits.values()],
-    )
-    del parsed
+    )  # and among the others: references, cycles
     return definition
 
 
