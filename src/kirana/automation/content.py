@@ -83,7 +83,7 @@ class Schedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for name in ("start", "end"):
             value = getattr(self, name)
             if value is not None and value.utcoffset() is None:
-                raise ContentError(name, "must include a UTC offset (e.g. 2025-01-01T00:00Z)")
+                raise ContentError(name, "must include a UTC offset (e.g. 2025-01-01T00:00:00Z)")
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ContentError("end", "must be after start")
 
