@@ -26,6 +26,7 @@ Prints a markdown table and writes JSON to ``benchmarks/results/ingest-<timestam
 
     python benchmarks/ingest.py                 # about 2-3 minutes
     python benchmarks/ingest.py --soak 300      # 5-minute sustained phase (memory)
+    python benchmarks/ingest.py --consumers none   # diagnostic: server without its consumers
 """
 
 from __future__ import annotations
@@ -1385,14 +1386,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tmp-dir",
         type=Path,
         default=None,
-        help="where the temp data dir goes (default: the system temp dir)",
+        help="where the temp data dir goes (None: the system temp dir)",
     )
     parser.add_argument(
         "--no-verify",
         action="store_true",
         help="skip counting the event log's records after the run",
     )
-    parser.add_argument("--output", type=Path, default=None, help="JSON path (default: results/)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="JSON path (None: benchmarks/results/ingest-<UTC time>.json)",
+    )
     parser.add_argument(
         "--profile-server",
         type=Path,
