@@ -62,3 +62,23 @@ class ServerUnderTest:
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait()
+
+
+def run_each_size(script: str, size_flag: str, sizes: list[int], extra: list[str]) -> list[dict]:
+    """Run ``script --single`` once per size in its own process (so peak RSS is that size's).
+
+    Prints and returns each run's JSON line.
+    """
+    import json
+
+    results = []
+    for size in sizes:
+        out = subprocess.run(
+            [sys.executable, script, "--single", size_flag, str(size), *extra],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), flush=True)
+    return results

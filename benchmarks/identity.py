@@ -17,14 +17,13 @@ import json
 import os
 import random
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _harness import run_each_size
 from kirana.identity.engine import IdentityResolver
 from kirana.identity.sqlite_store import SQLiteProfileStore
 
@@ -134,25 +133,7 @@ def main() -> None:
         print(json.dumps(run(args.identities[0], args.backend)))
         return
     print(f"# {time.strftime('%Y-%m-%d')} · {os.cpu_count()} cores · backend {args.backend}")
-    results = []
-    for size in args.identities:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--single",
-                "--identities",
-                str(size),
-                "--backend",
-                args.backend,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        results.append(result)
-        print(json.dumps(result), flush=True)
+    results = run_each_size(__file__, "--identities", args.identities, ["--backend", args.backend])
     base = results[0]
     for r in results[1:]:
         growth = r["identities"] / base["identities"]

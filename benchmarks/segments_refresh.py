@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from _harness import run_each_size
 from kirana.identity.sqlite_store import SQLiteProfileStore
 from kirana.lake import events_table
 from kirana.profiles import segments_service
@@ -194,24 +193,12 @@ def main() -> None:
         print(json.dumps(run(args.profiles[0], args.events_per_profile)))
         return
     print(f"# {time.strftime('%Y-%m-%d')} · {os.cpu_count()} cores")
-    results = []
-    for size in args.profiles:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--single",
-                "--profiles",
-                str(size),
-                "--events-per-profile",
-                str(args.events_per_profile),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        print(json.dumps(results[-1]), flush=True)
+    results = run_each_size(
+        __file__,
+        "--profiles",
+        args.profiles,
+        ["--events-per-profile", str(args.events_per_profile)],
+    )
     base = results[0]
     for r in results[1:]:
         print(
