@@ -6,17 +6,19 @@ other module receives its collaborators. ``serve`` and the tests use it alike.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kirana.collect.service import Collector
 from kirana.config import Settings
 from kirana.consumers.profiles import ProfileConsumer
 from kirana.consumers.quarantine import QuarantineConsumer
-from kirana.consumers.runner import ConsumerThread
+from kirana.consumers.runner import Consumer, ConsumerThread
 from kirana.eventlog.protocol import EventLog
 from kirana.eventlog.records import event_record
 from kirana.eventlog.segments import FileEventLog
@@ -34,6 +36,27 @@ if TYPE_CHECKING:
     from kirana.profiles.refresh import RefreshReport
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_SERVICE_LOCK = threading.RLock()
+
+#: Subsystems that plug into the platform. Each names a module with
+#: ``attach(platform: Platform) -> None``, which registers the module's log
+#: consumers (``platform.add_consumer``) and scheduled jobs
+#: (``platform.schedule``). Consumers and jobs may run in another process than
+#: the HTTP API, so they share state with routes only through stores and files.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+@dataclass
+class ScheduledJob:
+    """Work that runs every ``every_seconds`` inside ``kirana serve``."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[], object]
+    last_error: str | None = None
+    runs: int = 0
 
 
 def open_store(settings: Settings) -> OperationalStore:
@@ -107,6 +130,9 @@ class Platform:
     suppression: SuppressionList
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
     resolver: IdentityResolver | None = None
+    jobs: dict[str, ScheduledJob] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -144,8 +170,37 @@ class Platform:
             RealtimeAudiences(writer_store, platform.emit),
         )
         for consumer in (loader, QuarantineConsumer(event_log, store), profiles):
-            platform.consumers[consumer.name] = ConsumerThread(event_log, consumer)
+            platform.add_consumer(consumer)
+        for module in EXTENSIONS:
+            importlib.import_module(module).attach(platform)
         return platform
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        """Run ``consumer`` over the event log while the platform runs."""
+        if consumer.name in self.consumers:
+            raise ValueError(f"a consumer named {consumer.name!r} is already registered")
+        self.consumers[consumer.name] = ConsumerThread(self.log, consumer)
+
+    def schedule(self, name: str, every_seconds: float, run: Callable[[], object]) -> None:
+        """Run ``run`` every ``every_seconds`` (first run after one period); errors are logged."""
+        if every_seconds <= 0:
+            return
+        self.jobs[name] = ScheduledJob(name, every_seconds, run)
+
+    def service(self, name: str, factory: Callable[[], T]) -> T:
+        """A per-process singleton (built on first use; closed with the platform if it can be)."""
+        with _SERVICE_LOCK:
+            if name not in self.services:
+                made = factory()
+                self.services[name] = made
+                close = getattr(made, "close", None)
+                if callable(close):
+                    self._closers.append(close)
+            return self.services[name]
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the platform closes (after the consumers stop)."""
+        self._closers.append(fn)
 
     def start(self) -> None:
         for thread in self.consumers.values():
@@ -155,6 +210,20 @@ class Platform:
             threading.Thread(
                 target=self._scheduled_refresh, name="segment-refresh", daemon=True
             ).start()
+        for job in self.jobs.values():
+            threading.Thread(
+                target=self._run_job, args=(job,), name=f"job-{job.name}", daemon=True
+            ).start()
+
+    def _run_job(self, job: ScheduledJob) -> None:
+        while not self._stopping.wait(job.every_seconds):
+            try:
+                job.run()
+                job.runs += 1
+                job.last_error = None
+            except Exception as exc:  # the next period retries
+                job.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("scheduled job %s failed", job.name)
 
     def _housekeeping(self, every: float = 60.0) -> None:
         """Delete log segments that every consumer has passed and retention allows."""
@@ -218,6 +287,11 @@ class Platform:
         self._stopping.set()
         for thread in self.consumers.values():
             thread.stop()
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing %r failed", close)
         self.log.close()
         self.store.close()
         self.profiles.close()
