@@ -71,6 +71,44 @@ class SegmentSettings(BaseModel):
     """Refresh computed traits and audiences this often inside ``kirana serve`` (0: never)."""
 
 
+class JobSchedule(BaseModel):
+    """How often each model job runs inside ``kirana serve``, in minutes (0: never)."""
+
+    buy_again: float = Field(1440, ge=0)
+    recommended_for_you: float = Field(1440, ge=0)
+    frequently_bought_together: float = Field(1440, ge=0)
+    popular: float = Field(1440, ge=0)
+    buying_patterns: float = Field(1440, ge=0)
+
+
+class ModelSettings(BaseModel):
+    """Model jobs: recommendations and buying patterns over the lake (docs/models.md)."""
+
+    engine: Literal["embedded", "spark"] = "embedded"
+    """Where jobs compute: ``embedded`` (DuckDB + numpy in-process) or ``spark``."""
+    k: int = Field(20, ge=1, le=500)
+    """Items kept per user (and per item for frequently bought together)."""
+    recommender: Literal["ease", "als"] = "ease"
+    """Collaborative filter behind "recommended for you"."""
+    ease_max_items: int = Field(5000, ge=10)
+    """EASE models only the most bought items (memory grows with the square)."""
+    min_support: float = Field(0.0, ge=0, le=1)
+    """Frequently bought together: least share of orders holding the pair."""
+    min_confidence: float = Field(0.0, ge=0, le=1)
+    """Frequently bought together: least P(related item | item)."""
+    min_pair_orders: int = Field(2, ge=1)
+    """Frequently bought together: least number of orders holding the pair."""
+    horizon_days: int = Field(30, ge=1, le=3650)
+    """Buying patterns: predict orders over this many days."""
+    evaluate: bool = True
+    """Also score each recommender on a last-order holdout (refits it once more)."""
+    output_retention_days: float = Field(30, ge=0)
+    """Keep replaced output versions this long, so runs can be rolled back to them."""
+    spark_master: str = "local[2]"
+    """Spark master URL when ``engine = "spark"`` (e.g. ``spark://host:7077``)."""
+    schedule: JobSchedule = JobSchedule()
+
+
 class Settings(BaseSettings):
     """Everything a Kirana process needs to know."""
 
@@ -90,6 +128,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     profiles: ProfileSettings = ProfileSettings()
     segments: SegmentSettings = SegmentSettings()
+    models: ModelSettings = ModelSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -4,13 +4,20 @@ Two engines implement it: the embedded one (DuckDB, numpy/scipy, ``implicit``)
 and Spark (``pyspark``, MLlib ALS and FPGrowth). Both read the same lake files
 and return Arrow tables of the same shape, so the job runner, the run registry,
 the versioned outputs and publishing to serving are shared and engine-blind.
+
+An engine module exposes ``create(settings: ModelSettings) -> ModelEngine``;
+``kirana.models.jobs.engines.open_engine`` picks the module by name. An engine
+may report metrics of a job (holdout recall, fitted parameters, row counts) by
+attaching them to the returned table with `with_metrics`; the runner stores
+them in the run registry (`metrics_of`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -33,6 +40,37 @@ ASSOCIATIONS_SCHEMA = pa.schema(
         ("rank", pa.int32()),
     ]
 )
+#: Per customer (``user_id`` as in the lake: user id, else anonymous id): BG/NBD and
+#: Gamma-Gamma predictions at the last order date in the data.
+BUYING_PATTERNS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("orders", pa.int64()),  # distinct order days seen
+        ("last_order_date", pa.date32()),
+        ("p_alive", pa.float64()),
+        ("expected_orders", pa.float64()),  # in the next `horizon_days`
+        ("p_order", pa.float64()),  # P(at least one order in the next `horizon_days`)
+        ("expected_spend", pa.float64()),  # per order (Gamma-Gamma); null when not fitted
+        ("expected_next_order_date", pa.date32()),
+    ]
+)
+#: The key that per-user tables use for a list that is the same for everyone.
+EVERYONE = "*"
+
+_METRICS_KEY = b"kirana.metrics"
+
+
+def with_metrics(table: pa.Table, metrics: dict[str, Any]) -> pa.Table:
+    """``table`` carrying ``metrics`` (JSON-ready) in its schema metadata, for the run registry."""
+    meta = dict(table.schema.metadata or {})
+    meta[_METRICS_KEY] = json.dumps(metrics, default=float).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def metrics_of(table: pa.Table) -> dict[str, Any]:
+    """Metrics an engine attached with `with_metrics` (empty when none)."""
+    raw = (table.schema.metadata or {}).get(_METRICS_KEY)
+    return json.loads(raw) if raw else {}
 
 
 @dataclass(frozen=True)
@@ -70,6 +108,18 @@ class ModelEngine(Protocol):
         self, orders: OrdersSource, *, min_support: float, min_confidence: float, k: int
     ) -> pa.Table:
         """Per item: items bought in the same order, by lift (ASSOCIATIONS_SCHEMA)."""
+        ...
+
+    def popular(self, orders: OrdersSource, *, k: int) -> pa.Table:
+        """The k items in most orders, for everyone (PER_USER_SCHEMA, ``user_id`` = EVERYONE)."""
+        ...
+
+    def buying_patterns(self, orders: OrdersSource, *, horizon_days: float) -> pa.Table:
+        """Per customer: BG/NBD and Gamma-Gamma predictions (BUYING_PATTERNS_SCHEMA).
+
+        Order amounts are ``properties.total``, else ``properties.revenue``, else the sum
+        of ``products[].price * quantity``, else 0.
+        """
         ...
 
     def close(self) -> None: ...
