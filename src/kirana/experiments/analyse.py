@@ -1,0 +1,70 @@
+"""Run an experiment's analysis over the lake: the one place reports touch I/O.
+
+DuckDB reads the ``events`` Delta table (through :func:`kirana.lake.catalog.connect`), the
+query in :mod:`kirana.experiments.metric_sql` returns per-group sufficient statistics, and
+:func:`kirana.experiments.reports.build_report` does the rest in memory.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kirana.experiments.metric_sql import SufficientRows, query_sufficient_stats
+from kirana.experiments.reports import build_report
+from kirana.experiments.service import ConflictError, ExperimentService
+
+
+def analysis_window(
+    service: ExperimentService, key: str, now: datetime
+) -> tuple[datetime, datetime]:
+    record = service.experiment(key)
+    if record.started_at is None:
+        raise ConflictError(
+            f"experiment {key!r} has not started; start it with `kirana experiments start {key}`"
+        )
+    return record.started_at, record.stopped_at or now
+
+
+def report(
+    service: ExperimentService,
+    lake_dir: Path,
+    key: str,
+    *,
+    now: datetime | None = None,
+    conn: Any = None,
+) -> dict[str, Any]:
+    """The report of experiment ``key`` as of ``now`` (default: the current time).
+
+    ``conn`` may be a DuckDB connection that already has an ``events`` view (benchmarks);
+    by default the lake under ``lake_dir`` is opened.
+    """
+    now = now or datetime.now(UTC)
+    record = service.experiment(key)
+    start, end = analysis_window(service, key, now)
+    metrics = [service.metric(m) for m in record.metrics]
+    own = conn is None
+    if own:
+        from kirana.lake.catalog import connect, lake_tables
+
+        if "events" not in lake_tables(lake_dir):
+            rows = SufficientRows({}, 0)
+            return build_report(record, metrics, rows, start=start, end=end, analysed_at=now)
+        conn = connect(lake_dir)
+    try:
+        rows = query_sufficient_stats(
+            conn,
+            key,
+            metrics,
+            start=start,
+            end=end,
+            lookback_days=record.analysis.lookback_days,
+        )
+    finally:
+        if own:
+            conn.close()
+    return build_report(record, metrics, rows, start=start, end=end, analysed_at=now)
+
+
+__all__ = ["analysis_window", "report"]

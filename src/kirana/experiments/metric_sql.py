@@ -1,0 +1,273 @@
+"""Metric definitions compiled to one DuckDB query that returns sufficient statistics.
+
+The query never brings per-user rows into Python. It
+
+1. finds each unit's first ``Experiment Viewed`` of the experiment (the unit is
+   ``coalesce(user_id, anonymous_id)``; units seen in more than one variation are counted and
+   left out), with its platform (``context.device.type``, else ``context.os.name``) and whether
+   they are *returning* (any event in the 30 days before first exposure);
+2. joins the units' events in ``[first exposure - lookback, first exposure + window)`` once and
+   reduces them per unit to every metric's value after exposure (within the metric's window
+   and before the analysis end) and before it (the CUPED covariate, over ``lookback_days``);
+3. caps per-unit values (absolute, or at a percentile of the non-zero values), and
+4. sums per (variation, exposure day, platform, new/returning): ``n`` and, per metric, the
+   sums, sums of squares and cross-products the stats engine needs.
+
+Everything after that (overall, per dimension, cumulative by exposure day) is additions of
+these small groups in :mod:`kirana.experiments.reports`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kirana.experiments.exposures import EXPOSURE_EVENT
+from kirana.experiments.metrics import Metric
+
+RETURNING_DAYS = 30
+GROUP_COLUMNS = ("variation", "day", "platform", "is_returning")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        raise ValueError(f"not a finite number: {x!r}")
+    return repr(float(x))
+
+
+def _json_path(path: str) -> str:
+    return _lit("$" + "".join(f'."{part}"' for part in path.split(".")))
+
+
+def _prop_number(paths: Sequence[str]) -> str:
+    parts = [
+        f"TRY_CAST(json_extract_string(f.properties, {_json_path(p)}) AS DOUBLE)" for p in paths
+    ]
+    return f"coalesce({', '.join(parts)}, 0.0)" if len(parts) > 1 else f"coalesce({parts[0]}, 0.0)"
+
+
+def _filter(metric: Metric) -> str:
+    conds = []
+    for path, want in (metric.filter or {}).items():
+        got = f"json_extract_string(f.properties, {_json_path(path)})"
+        if isinstance(want, bool):
+            conds.append(f"{got} = {_lit('true' if want else 'false')}")
+        elif isinstance(want, int | float):
+            conds.append(f"TRY_CAST({got} AS DOUBLE) = {_num(want)}")
+        else:
+            conds.append(f"{got} = {_lit(want)}")
+    return "".join(f" AND {c}" for c in conds)
+
+
+@dataclass(frozen=True)
+class MetricColumns:
+    """Names of a metric's per-unit columns in the query (``i`` = its position)."""
+
+    i: int
+
+    @property
+    def post(self) -> str:
+        return f"m{self.i}"
+
+    @property
+    def pre(self) -> str:
+        return f"p{self.i}"
+
+    @property
+    def den(self) -> str:
+        return f"d{self.i}"
+
+
+def _per_unit(metric: Metric, col: MetricColumns, cuped: bool) -> list[str]:
+    """Per-unit aggregate expressions (post value, pre value, ratio denominator)."""
+    window = round(metric.window_hours * 3600e6)
+    post = f"f.ts >= u.first_at AND f.ts < u.first_at + to_microseconds({window}) AND f.ts < $end"
+    pre = "f.ts >= u.first_at - to_microseconds($lookback_us) AND f.ts < u.first_at"
+    match = f"f.event = {_lit(metric.event)}{_filter(metric)}"
+    if metric.type == "binomial":
+        value, agg = "1.0", "max"
+    elif metric.type == "count":
+        value, agg = "1.0", "sum"
+    else:
+        value, agg = _prop_number(metric.value_paths), "sum"
+    out = [f"coalesce({agg}(CASE WHEN {match} AND {post} THEN {value} END), 0.0) AS {col.post}"]
+    if cuped:
+        out.append(
+            f"coalesce({agg}(CASE WHEN {match} AND {pre} THEN {value} END), 0.0) AS {col.pre}"
+        )
+    if metric.type == "ratio":
+        assert metric.denominator_event is not None
+        den_value = (
+            _prop_number(metric.denominator_paths)
+            if metric.denominator_value is not None
+            else "1.0"
+        )
+        den_match = f"f.event = {_lit(metric.denominator_event)}"
+        out.append(
+            f"coalesce(sum(CASE WHEN {den_match} AND {post} THEN {den_value} END), 0.0) "
+            f"AS {col.den}"
+        )
+    return out
+
+
+def _capped(metric: Metric, col: MetricColumns, cuped: bool) -> tuple[list[str], str | None]:
+    """Capped value expressions, and the percentile expression for the caps row if any."""
+    names = [col.post] + ([col.pre] if cuped else [])
+    cap = metric.cap
+    if cap is None:
+        return [f"{n} AS {n}" for n in names] + _den(metric, col), None
+    if cap.type == "absolute":
+        bound = _num(cap.value)
+        return [f"least({n}, {bound}) AS {n}" for n in names] + _den(metric, col), None
+    bound = f"caps.c{col.i}"
+    percentile = (
+        f"coalesce(quantile_cont({col.post}, {_num(cap.value)}) "
+        f"FILTER (WHERE {col.post} > 0), 0.0) AS c{col.i}"
+    )
+    # A unit with no non-zero values leaves the cap at 0; then nothing is capped.
+    capped = [f"CASE WHEN {bound} > 0 THEN least({n}, {bound}) ELSE {n} END AS {n}" for n in names]
+    return capped + _den(metric, col), percentile
+
+
+def _den(metric: Metric, col: MetricColumns) -> list[str]:
+    return [f"{col.den} AS {col.den}"] if metric.type == "ratio" else []
+
+
+def _sums(metric: Metric, col: MetricColumns, cuped: bool) -> list[str]:
+    y, x, d = col.post, col.pre, col.den
+    out = [f"sum({y}) AS {y}_sum", f"sum({y} * {y}) AS {y}_ss"]
+    if cuped:
+        out += [f"sum({x}) AS {x}_sum", f"sum({x} * {x}) AS {x}_ss", f"sum({y} * {x}) AS {y}_x"]
+    if metric.type == "ratio":
+        out += [f"sum({d}) AS {d}_sum", f"sum({d} * {d}) AS {d}_ss", f"sum({y} * {d}) AS {y}_xd"]
+    return out
+
+
+def uses_cuped(metric: Metric, lookback_days: float) -> bool:
+    """CUPED needs a pre-period and a mean-type metric (the engine has no ratio CUPED)."""
+    return lookback_days > 0 and metric.type != "ratio"
+
+
+def sufficient_stats_sql(metrics: Sequence[Metric], lookback_days: float) -> str:
+    """The query; parameters ``$experiment``, ``$start``, ``$end`` (TIMESTAMPTZ) and
+    ``$lookback_us``. One row per (variation, day, platform, is_returning) plus, in the
+    ``variation IS NULL`` row, how many units were left out for multiple variations."""
+    cols = [MetricColumns(i) for i in range(len(metrics))]
+    cuped = [uses_cuped(m, lookback_days) for m in metrics]
+    per_unit, capped, sums, percentiles = [], [], [], []
+    for metric, col, c in zip(metrics, cols, cuped, strict=True):
+        per_unit += _per_unit(metric, col, c)
+        exprs, pct = _capped(metric, col, c)
+        capped += exprs
+        if pct:
+            percentiles.append(pct)
+        sums += _sums(metric, col, c)
+    caps_cte = f", caps AS (SELECT {', '.join(percentiles)} FROM per_unit)" if percentiles else ""
+    caps_join = ", caps" if percentiles else ""
+    platform = (
+        "coalesce(json_extract_string(context, '$.device.type'), "
+        "json_extract_string(context, '$.os.name'), 'unknown')"
+    )
+    history_us = f"greatest($lookback_us, {RETURNING_DAYS * 86_400_000_000})"
+    return f"""
+WITH exposed AS (
+    SELECT coalesce(user_id, anonymous_id) AS unit,
+           min(timestamp) AS first_at,
+           arg_min(json_extract_string(properties, '$.variation_id'), timestamp) AS variation,
+           count(DISTINCT json_extract_string(properties, '$.variation_id')) AS variations,
+           arg_min({platform}, timestamp) AS platform
+    FROM events
+    WHERE event = {_lit(EXPOSURE_EVENT)}
+      AND json_extract_string(properties, '$.experiment_id') = $experiment
+      AND timestamp >= $start AND timestamp < $end
+      AND coalesce(user_id, anonymous_id) IS NOT NULL
+    GROUP BY 1
+),
+units AS (SELECT * FROM exposed WHERE variations = 1),
+facts AS (
+    SELECT coalesce(e.user_id, e.anonymous_id) AS unit, e.event, e.properties,
+           e.timestamp AS ts
+    FROM events e
+    WHERE e.timestamp >= $start - to_microseconds({history_us})
+      AND e.timestamp < $end
+      AND e.event <> {_lit(EXPOSURE_EVENT)}
+      AND coalesce(e.user_id, e.anonymous_id) IN (SELECT unit FROM units)
+),
+per_unit AS MATERIALIZED (
+    SELECT u.unit, u.variation, CAST(u.first_at AS DATE) AS day, u.platform,
+           coalesce(bool_or(f.ts < u.first_at
+                            AND f.ts >= u.first_at - to_microseconds({history_us})), false)
+             AS is_returning,
+           {", ".join(per_unit)}
+    FROM units u LEFT JOIN facts f ON f.unit = u.unit
+    GROUP BY u.unit, u.variation, u.first_at, u.platform
+){caps_cte},
+capped AS (
+    SELECT variation, day, platform, is_returning{"".join(", " + e for e in capped)}
+    FROM per_unit{caps_join}
+)
+SELECT variation, day, platform, is_returning, count(*) AS n{"".join(", " + e for e in sums)}
+FROM capped GROUP BY ALL
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, count(*){", NULL" * len(sums)}
+FROM exposed WHERE variations > 1
+"""
+
+
+@dataclass
+class SufficientRows:
+    """The query's result as columns (name -> list), small: one row per group."""
+
+    columns: dict[str, list[Any]]
+    multiple_variations: int
+
+    def __len__(self) -> int:
+        return len(self.columns.get("n", []))
+
+
+def query_sufficient_stats(
+    conn: Any,
+    experiment: str,
+    metrics: Sequence[Metric],
+    *,
+    start: datetime,
+    end: datetime,
+    lookback_days: float,
+) -> SufficientRows:
+    """Run :func:`sufficient_stats_sql` on a DuckDB connection with an ``events`` view."""
+    sql = sufficient_stats_sql(metrics, lookback_days)
+    params = {
+        "experiment": experiment,
+        "start": start,
+        "end": end,
+        "lookback_us": int(timedelta(days=lookback_days) / timedelta(microseconds=1)),
+    }
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    multiple = 0
+    kept = []
+    for row in rows:
+        if row[0] is None:
+            multiple = int(row[names.index("n")])
+        else:
+            kept.append(row)
+    columns = {name: [r[i] for r in kept] for i, name in enumerate(names)}
+    return SufficientRows(columns, multiple)
+
+
+__all__ = [
+    "GROUP_COLUMNS",
+    "MetricColumns",
+    "SufficientRows",
+    "query_sufficient_stats",
+    "sufficient_stats_sql",
+    "uses_cuped",
+]

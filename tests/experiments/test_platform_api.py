@@ -1,0 +1,134 @@
+"""The experiments API over a real server: lifecycle, roles, and refusals that name the field."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import RunningKirana
+
+TWO_ARMS = [{"key": "control"}, {"key": "treatment"}]
+
+
+def _admin(kirana: RunningKirana) -> httpx.Client:
+    client = kirana.client()
+    client.headers["Authorization"] = f"Bearer {kirana.admin_token}"
+    return client
+
+
+def test_lifecycle_draft_running_stopped(kirana: RunningKirana) -> None:
+    admin = _admin(kirana)
+    assert (
+        admin.put(
+            "/v1/metrics/orders", json={"type": "count", "event": "Order Completed"}
+        ).status_code
+        == 200
+    )
+    created = admin.post(
+        "/v1/experiments", json={"key": "hero", "variations": TWO_ARMS, "metrics": ["orders"]}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "draft"
+    assert created.json()["started_at"] is None
+
+    # drafts assign nobody and are absent from the SDK payload's rules
+    features = httpx.get(f"{kirana.url}/api/features/{kirana.write_key}").json()["features"]
+    assert features["exp:hero"]["rules"] == []
+
+    edited = admin.put("/v1/experiments/hero", json={"variations": TWO_ARMS, "coverage": 0.5})
+    assert edited.status_code == 200 and edited.json()["coverage"] == 0.5
+
+    started = admin.post("/v1/experiments/hero/start")
+    assert started.status_code == 200 and started.json()["status"] == "running"
+    assert started.json()["started_at"] is not None
+    assert admin.post("/v1/experiments/hero/start").status_code == 409
+    frozen = admin.put("/v1/experiments/hero", json={"variations": TWO_ARMS})
+    assert frozen.status_code == 409 and "only drafts" in frozen.json()["message"]
+    assert admin.delete("/v1/experiments/hero").status_code == 409
+
+    features = httpx.get(f"{kirana.url}/api/features/{kirana.write_key}").json()["features"]
+    assert features["exp:hero"]["rules"][0]["coverage"] == 0.5
+
+    stopped = admin.post("/v1/experiments/hero/stop")
+    assert stopped.json()["status"] == "stopped" and stopped.json()["stopped_at"] is not None
+    assert admin.post("/v1/experiments/hero/start").status_code == 409
+    listed = kirana.client().get(
+        "/v1/experiments", headers={"Authorization": f"Bearer {kirana.viewer_token}"}
+    )
+    assert [e["key"] for e in listed.json()] == ["hero"]
+    assert admin.delete("/v1/experiments/hero").status_code == 204
+    assert admin.get("/v1/experiments/hero").status_code == 404
+
+
+def test_viewers_read_admins_write(kirana: RunningKirana) -> None:
+    viewer = kirana.client()
+    viewer.headers["Authorization"] = f"Bearer {kirana.viewer_token}"
+    denied = viewer.post("/v1/experiments", json={"key": "x", "variations": TWO_ARMS})
+    assert denied.status_code == 403
+    assert viewer.get("/v1/experiments").status_code == 200
+    assert kirana.client().get("/v1/experiments").status_code == 401
+
+
+def _refusal(admin: httpx.Client, body: dict) -> dict:
+    response = admin.post("/v1/experiments", json=body)
+    assert response.status_code == 422, response.text
+    return response.json()
+
+
+def test_invalid_definitions_are_refused_naming_the_field(kirana: RunningKirana) -> None:
+    admin = _admin(kirana)
+    err = _refusal(admin, {"key": "w", "variations": TWO_ARMS, "weights": [0.5, 0.6]})
+    assert err["field"] == "weights" and "sum to 1" in err["rule"]
+    err = _refusal(admin, {"key": "m", "variations": TWO_ARMS, "metrics": ["nope"]})
+    assert err["field"] == "metrics[0]" and "unknown metric 'nope'" in err["rule"]
+    err = _refusal(admin, {"key": "a", "variations": TWO_ARMS, "audiences": ["big-spenders"]})
+    assert err["field"] == "audiences[0]" and "unknown audience" in err["rule"]
+    err = _refusal(admin, {"key": "h", "variations": TWO_ARMS, "holdout": "missing"})
+    assert err["field"] == "holdout"
+    err = _refusal(admin, {"key": "s", "variations": TWO_ARMS, "status": "running"})
+    assert err["field"] == "status"
+    err = _refusal(admin, {"key": "c", "variations": TWO_ARMS, "analysis": {"alpha": 1.5}})
+    assert err["field"] == "analysis.alpha"
+    bad_metric = admin.put("/v1/metrics/rev", json={"type": "sum", "event": "Order Completed"})
+    assert bad_metric.status_code == 422 and bad_metric.json()["field"] == "value"
+    assert admin.get("/v1/experiments").json() == []
+
+    # overlapping namespace slices: both may exist as drafts, only one may run
+    for key, ns in (("left", ["checkout", 0, 0.6]), ("right", ["checkout", 0.5, 1])):
+        body = {"key": key, "variations": TWO_ARMS, "namespace": ns}
+        assert admin.post("/v1/experiments", json=body).status_code == 201
+    assert admin.post("/v1/experiments/left/start").status_code == 200
+    overlap = admin.post("/v1/experiments/right/start")
+    assert overlap.status_code == 422
+    assert overlap.json()["field"] == "namespace" and "overlap" in overlap.json()["rule"]
+    assert admin.get("/v1/experiments/right").json()["status"] == "draft"
+
+
+def test_features_endpoint_needs_a_known_client_key_and_honours_etags(
+    kirana: RunningKirana,
+) -> None:
+    assert httpx.get(f"{kirana.url}/api/features/nope").status_code == 404
+    first = httpx.get(f"{kirana.url}/api/features/{kirana.write_key}")
+    assert first.status_code == 200 and first.json()["status"] == 200
+    again = httpx.get(
+        f"{kirana.url}/api/features/{kirana.write_key}",
+        headers={"If-None-Match": first.headers["etag"]},
+    )
+    assert again.status_code == 304
+    admin = _admin(kirana)
+    admin.put(
+        "/v1/flags/banner", json={"default": "off", "rules": [{"type": "force", "value": "on"}]}
+    )
+    changed = httpx.get(
+        f"{kirana.url}/api/features/{kirana.write_key}",
+        headers={"If-None-Match": first.headers["etag"]},
+    )
+    assert changed.status_code == 200
+    assert changed.json()["features"]["banner"]["rules"][0]["force"] == "on"
+
+
+def test_assign_endpoint_needs_a_write_key_and_an_id(kirana: RunningKirana) -> None:
+    client = kirana.client()
+    assert client.post("/v1/experiments/assign", json={"userId": "u"}).status_code == 401
+    headers = {"X-Write-Key": kirana.write_key}
+    missing = client.post("/v1/experiments/assign", json={"attributes": {}}, headers=headers)
+    assert missing.status_code == 422 and "userId" in missing.json()["message"]
