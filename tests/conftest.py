@@ -71,7 +71,24 @@ def start_server(platform: Platform) -> tuple[uvicorn.Server, threading.Thread, 
 
 @pytest.fixture
 def kirana(settings: Settings) -> Iterator[RunningKirana]:
-    platform = Platform.open(settings)
+    """Everything in this process (consumers as threads): fast, and inspectable."""
+    yield from _running(settings, "all")
+
+
+@pytest.fixture
+def kirana_worker(settings: Settings) -> Iterator[RunningKirana]:
+    """As ``kirana serve`` runs: the API here, the consumers in a worker process."""
+    yield from _running(settings, "api")
+
+
+@pytest.fixture(params=["all", "api"], ids=["threads", "worker-process"])
+def kirana_any(request: pytest.FixtureRequest, settings: Settings) -> Iterator[RunningKirana]:
+    """Both arrangements, for behaviour that must not depend on where consumers run."""
+    yield from _running(settings, request.param)
+
+
+def _running(settings: Settings, role: str) -> Iterator[RunningKirana]:
+    platform = Platform.open(settings, role=role)
     source = platform.store.create_source("test")
     _, admin = platform.store.create_token("admin", "admin")
     _, viewer = platform.store.create_token("viewer", "viewer")

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     Python's default is 5 ms. Busy consumer threads can hold acknowledgements
     back by up to this much per switch; a shorter interval is a knob for tail
     latency, not yet shown to help on the benchmark (docs/benchmarks.md)."""
+    worker_process: bool = True
+    """``kirana serve`` runs the consumers in a worker process beside the API.
+
+    Off: consumers run as threads of the API process (slower ingest, one process)."""
     log: LogSettings = LogSettings()
     lake: LakeSettings = LakeSettings()
     profiles: ProfileSettings = ProfileSettings()

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from kirana.collect.service import Collector
 from kirana.config import Settings
@@ -28,11 +28,14 @@ from kirana.identity.store import SQLProfileStore
 from kirana.lake.loader import LakeLoader
 from kirana.privacy.erase import ErasureReport, erase
 from kirana.privacy.suppression import SuppressionList
+from kirana.process.channel import ChannelClosed
 from kirana.profiles.realtime import RealtimeAudiences
 from kirana.store.protocol import OperationalStore, Source
 from kirana.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from kirana.process.channel import Channel
+    from kirana.process.supervisor import WorkerSupervisor
     from kirana.profiles.refresh import RefreshReport
 
 log = logging.getLogger(__name__)
@@ -118,16 +121,30 @@ class SourceCache:
         return source
 
 
+#: Which part of Kirana a process runs: everything (tests, CLI commands), the
+#: HTTP API with the log's writer, or the consumers and scheduled jobs.
+Role = Literal["all", "api", "worker"]
+
+
 @dataclass
 class Platform:
-    """A running Kirana: store, log, collector and consumers."""
+    """A running Kirana: store, log, collector and consumers.
+
+    ``kirana serve`` runs two processes: role ``api`` (HTTP, collector, the
+    log's writer) and role ``worker`` (consumers, scheduled jobs), so that
+    consumer work does not take the interpreter lock from request handling.
+    Role ``all`` runs everything in threads of one process (tests, CLI).
+    """
 
     settings: Settings
     store: OperationalStore
     log: EventLog
-    collector: Collector
+    collector: Collector | None
     profiles: SQLProfileStore
     suppression: SuppressionList
+    role: Role = "all"
+    channel: Channel | None = None
+    worker: WorkerSupervisor | None = None
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
     resolver: IdentityResolver | None = None
     jobs: dict[str, ScheduledJob] = field(default_factory=dict)
@@ -137,19 +154,38 @@ class Platform:
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, settings: Settings) -> Platform:
+    def open(
+        cls, settings: Settings, role: Role = "all", channel: Channel | None = None
+    ) -> Platform:
+        """Build the components ``role`` runs (see the class docstring)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings)
-        event_log = open_log(settings)
+        if role == "worker":
+            from kirana.eventlog.reader import FileLogReader
+
+            event_log: EventLog = FileLogReader(settings.log_dir)
+        else:
+            event_log = open_log(settings)
         profile_reader = open_profile_store(settings)
         suppression = SuppressionList(profile_reader.suppressed)
-        collector = Collector(
-            event_log,
-            SourceCache(store),
-            max_pending_bytes=settings.log.max_pending_mb * 1024 * 1024,
-            suppressed=suppression,
+        collector = None
+        if role != "worker":
+            collector = Collector(
+                event_log,
+                SourceCache(store),
+                max_pending_bytes=settings.log.max_pending_mb * 1024 * 1024,
+                suppressed=suppression,
+            )
+        platform = cls(
+            settings, store, event_log, collector, profile_reader, suppression, role, channel
         )
-        platform = cls(settings, store, event_log, collector, profile_reader, suppression)
+        if role == "api":
+            from kirana.process.supervisor import WorkerSupervisor
+
+            platform.worker = WorkerSupervisor(
+                settings.model_dump_json(), {"emit": platform._append_for_worker}
+            )
+            return platform
         lake = settings.lake
         loader = LakeLoader(
             event_log,
@@ -203,6 +239,9 @@ class Platform:
         self._closers.append(fn)
 
     def start(self) -> None:
+        if self.worker is not None:
+            self.worker.start()
+            return
         for thread in self.consumers.values():
             thread.start()
         threading.Thread(target=self._housekeeping, name="log-retention", daemon=True).start()
@@ -239,8 +278,54 @@ class Platform:
                 log.info("event log: freed %d bytes of consumed segments", freed)
 
     def drain(self, timeout: float = 60.0) -> bool:
-        """Wait until every consumer has caught up with the log."""
-        return all(t.drain(timeout) for t in self.consumers.values())
+        """Wait until every consumer has caught up with the log (as it is now)."""
+        if self.worker is None:
+            return all(t.drain(timeout) for t in self.consumers.values())
+        target = self.log.end_offset
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.worker.call("status", timeout=max(0.1, deadline - time.monotonic()))
+            if all(c["position"] >= target for c in status.values()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def consumer_status(self) -> dict[str, dict[str, Any]]:
+        """Per consumer: position, lag, error count and last error (wherever it runs)."""
+        if self.worker is not None:
+            try:
+                return self.worker.call("status", timeout=2)
+            except (ChannelClosed, TimeoutError):
+                return {
+                    "worker": {
+                        "position": 0,
+                        "lag": self.log.end_offset,
+                        "errors": self.worker.restarts,
+                        "last_error": f"the consumer worker is not running "
+                        f"(last exit code {self.worker.last_exit}); it is being restarted",
+                    }
+                }
+        end = self.log.end_offset
+        return {
+            name: {
+                "position": t.consumer.position(),
+                "lag": max(0, end - t.consumer.position()),
+                "errors": t.errors,
+                "last_error": t.last_error,
+            }
+            for name, t in self.consumers.items()
+        }
+
+    def forget_identities(self) -> None:
+        """Drop cached identity look-ups (after an erasure), wherever resolution runs."""
+        if self.worker is not None:
+            self.worker.call("forget", timeout=30)
+        elif self.resolver is not None:
+            self.resolver.forget()
+
+    def _append_for_worker(self, payloads: list[bytes]) -> list[int]:
+        """The worker's derived events, appended by this process (the log's writer)."""
+        return self.log.append_sync(payloads)
 
     def erase(self, identifier: Identifier) -> ErasureReport | None:
         """Erase the person holding ``identifier`` everywhere Kirana writes."""
@@ -256,16 +341,22 @@ class Platform:
 
     def _suppressed(self, identities: list[Identifier]) -> None:
         self.suppression.add(identities)
-        if self.resolver is not None:
-            self.resolver.forget()
+        self.forget_identities()
 
     def emit(self, events: list[dict]) -> None:
         """Append Kirana's own derived events (audience changes, …) to the event log."""
-        self.log.append_sync([event_record(e) for e in events])
+        records = [event_record(e) for e in events]
+        if self.channel is not None:  # a worker: the API process owns the log's writer
+            self.channel.call("emit", records, timeout=None)
+        else:
+            self.log.append_sync(records)
 
     def refresh_segments(self, full: bool = False) -> RefreshReport:
         """Recompute computed traits and audiences (one run at a time, own connection)."""
         from kirana.profiles.refresh import SegmentRefresher
+
+        if self.worker is not None:  # one process refreshes, so runs never overlap
+            return self.worker.call("refresh", full, timeout=None)
 
         with self._refresh_lock:
             store = open_profile_store(self.settings)
@@ -285,6 +376,8 @@ class Platform:
 
     def close(self) -> None:
         self._stopping.set()
+        if self.worker is not None:
+            self.worker.stop()
         for thread in self.consumers.values():
             thread.stop()
         for close in reversed(self._closers):

@@ -49,8 +49,8 @@ class Server:
                 *(extra or []),
             ],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self._output_file,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while True:

@@ -102,7 +102,10 @@ def test_traits_and_audiences_refresh_and_show_on_profiles(kirana: RunningKirana
     ]
 
 
-def test_realtime_entry_and_incremental_refresh(kirana: RunningKirana) -> None:
+def test_realtime_entry_and_incremental_refresh(kirana_any: RunningKirana) -> None:
+    """Runs with the consumers in a worker process too: derived events and refreshes
+    then cross the process boundary (emit and refresh are calls to the other side)."""
+    kirana = kirana_any
     admin = {"Authorization": f"Bearer {kirana.admin_token}"}
     with kirana.client() as http:
         put(http, admin, "computed-traits", "orders_30d", TRAITS["orders_30d"])

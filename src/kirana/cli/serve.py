@@ -1,4 +1,4 @@
-"""``kirana serve``: the HTTP API, the collector and the consumers in one process."""
+"""``kirana serve``: the HTTP API and the collector, with the consumers in a worker process."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def serve(
     settings = load_settings(data_dir, host=host, port=port)
     sys.setswitchinterval(settings.gil_switch_ms / 1000)
     try:
-        platform = Platform.open(settings)
+        platform = Platform.open(settings, role="api" if settings.worker_process else "all")
     except OSError as exc:
         raise fail(f"cannot open {settings.data_dir}: {exc}") from exc
     app = create_app(platform)
@@ -61,7 +61,7 @@ def serve(
         http="httptools",
         timeout_keep_alive=30,
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     if demo:
         threading.Thread(
             target=_load_demo_when_up, args=(server, platform, demo_users), daemon=True
@@ -69,6 +69,24 @@ def serve(
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(f"Kirana on {url} (API docs at {url}/docs), data in {settings.data_dir}")
     server.run()
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a shutdown on SIGTERM/SIGINT exits 0.
+
+        uvicorn re-raises the signal after its graceful shutdown, so the
+        process died with -15 even though every request and consumer had
+        finished cleanly; supervisors then report a crash.
+        """
+
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return Server
 
 
 def _load_demo_when_up(server, platform, users: int | None) -> None:

@@ -15,6 +15,9 @@ event through its WAL). The format is deliberately small:
   consumer can ever act on data that a crash could take back.
 * On open, the tail of the last segment is scanned and anything after the last
   valid frame (a torn write) is cut off; those bytes were never acknowledged.
+* After every fsync the writer publishes the durable end in ``<dir>/END``
+  (:mod:`kirana.eventlog.durable_end`), so readers in other processes
+  (:class:`kirana.eventlog.reader.FileLogReader`) see exactly what is durable.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from kirana.eventlog.durable_end import DurableEnd
 from kirana.eventlog.framing import HEADER_SIZE, encode_frame, scan
 from kirana.eventlog.protocol import (
     REDACTED,
@@ -91,6 +95,8 @@ class FileEventLog:
         self._read_fds: dict[int, int] = {}
         self._read_lock = threading.Lock()
         self._recover()
+        self._published = DurableEnd(self.directory, writable=True)
+        self._published.publish(self._end, self._active_base)
         self._writer = threading.Thread(
             target=self._run_writer, name="eventlog-writer", daemon=True
         )
@@ -155,6 +161,7 @@ class FileEventLog:
 
     @property
     def start_offset(self) -> int:
+        self._forget_deleted_segments()
         return self._bases[0]
 
     def submit(self, payloads: Sequence[bytes], done: Completion) -> None:
@@ -243,6 +250,7 @@ class FileEventLog:
         with self._durable:
             self._end = position
             self._durable.notify_all()
+        self._published.publish(position, self._active_base)
         return results
 
     def _roll(self) -> None:
@@ -256,6 +264,7 @@ class FileEventLog:
         self._bases.append(base)
         self._active_base = base
         self._active_size = 0
+        self._published.publish(self._end, base)
 
     # -- reading --------------------------------------------------------------
 
@@ -319,6 +328,17 @@ class FileEventLog:
             _fsync_dir(self.directory)
         return freed
 
+    def _forget_deleted_segments(self) -> None:
+        """Drop segments another process (a consumer worker's retention) has deleted."""
+        with self._read_lock:
+            while (
+                len(self._bases) > 1
+                and not (self.directory / _segment_name(self._bases[0])).exists()
+            ):
+                fd = self._read_fds.pop(self._bases.pop(0), None)
+                if fd is not None:
+                    os.close(fd)
+
     # -- privacy --------------------------------------------------------------
 
     def redact(self, matches: Callable[[bytes], bool]) -> int:
@@ -330,6 +350,7 @@ class FileEventLog:
         """
         count = 0
         end = self._end
+        self._forget_deleted_segments()
         for index, base in enumerate(list(self._bases)):
             segment_end = self._bases[index + 1] if index + 1 < len(self._bases) else end
             path = self.directory / _segment_name(base)
@@ -371,6 +392,7 @@ class FileEventLog:
         with self._durable:
             self._durable.notify_all()
         os.close(self._fd)
+        self._published.close()
         with self._read_lock:
             for fd in self._read_fds.values():
                 os.close(fd)

@@ -87,11 +87,11 @@ def status(platform: PlatformDep, _: ViewerDep) -> Status:
         log_pending_bytes=log.pending_bytes,
         consumers={
             name: ConsumerStatus(
-                position=t.consumer.position(),
-                lag_bytes=t.lag(),
-                errors=t.errors,
-                last_error=t.last_error,
+                position=c["position"],
+                lag_bytes=c["lag"],
+                errors=c["errors"],
+                last_error=c["last_error"],
             )
-            for name, t in platform.consumers.items()
+            for name, c in platform.consumer_status().items()
         },
     )

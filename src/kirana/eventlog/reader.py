@@ -1,0 +1,159 @@
+"""Read a segment log that another process writes.
+
+``kirana serve`` runs the HTTP API and the log's writer in one process and the
+consumers in a worker process, so consumer work never competes with request
+handling for one interpreter lock. The worker reads the same segment files
+through this class: it sees only durable bytes (the writer's published end,
+:mod:`kirana.eventlog.durable_end`), discovers new segments as the writer
+rolls, and may delete consumed segments (retention) — appends are the one
+thing it cannot do.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kirana.eventlog.durable_end import DurableEnd
+from kirana.eventlog.framing import scan
+from kirana.eventlog.protocol import LogRecord, LogUnavailable, ReadResult
+
+SEGMENT_SUFFIX = ".seg"
+_READ_CHUNK = 4 * 1024 * 1024
+
+
+def _segment_name(base: int) -> str:
+    return f"{base:020d}{SEGMENT_SUFFIX}"
+
+
+class FileLogReader:
+    """The read side of :class:`kirana.eventlog.segments.FileEventLog`, for another process."""
+
+    def __init__(self, directory: Path, *, poll_seconds: float = 0.005) -> None:
+        self.directory = Path(directory)
+        self._end_file = DurableEnd(self.directory, writable=False)
+        self._poll = poll_seconds
+        self._lock = threading.Lock()
+        self._bases: list[int] = []
+        self._fds: dict[int, int] = {}
+        self._rescan()
+
+    def _rescan(self) -> None:
+        with self._lock:
+            self._bases = sorted(
+                int(p.name[: -len(SEGMENT_SUFFIX)])
+                for p in self.directory.glob(f"*{SEGMENT_SUFFIX}")
+                if p.name[: -len(SEGMENT_SUFFIX)].isdigit()
+            ) or [0]
+
+    def _current(self) -> int:
+        """The durable end, after making sure the segment list covers it."""
+        end, active = self._end_file.read()
+        if active != self._bases[-1]:
+            self._rescan()
+        return end
+
+    @property
+    def end_offset(self) -> int:
+        return self._current()
+
+    @property
+    def start_offset(self) -> int:
+        self._current()
+        while (
+            len(self._bases) > 1 and not (self.directory / _segment_name(self._bases[0])).exists()
+        ):
+            self._rescan()
+        return self._bases[0]
+
+    @property
+    def pending_bytes(self) -> int:
+        return 0
+
+    async def append(self, payloads: Sequence[bytes]) -> list[int]:
+        raise LogUnavailable("this process only reads the event log; appends go to its writer")
+
+    def append_sync(self, payloads: Sequence[bytes]) -> list[int]:
+        raise LogUnavailable("this process only reads the event log; appends go to its writer")
+
+    def _fd(self, base: int) -> int:
+        with self._lock:
+            fd = self._fds.get(base)
+            if fd is None:
+                fd = os.open(self.directory / _segment_name(base), os.O_RDONLY)
+                self._fds[base] = fd
+            return fd
+
+    def read(
+        self, offset: int, max_records: int = 10_000, max_bytes: int = _READ_CHUNK
+    ) -> ReadResult:
+        end = self._current()
+        if offset > end:
+            raise ValueError(f"offset {offset} is beyond the log's durable end {end}")
+        bases = self._bases
+        records: list[LogRecord] = []
+        while offset < end and len(records) < max_records:
+            index = bisect.bisect_right(bases, offset) - 1
+            if index < 0:
+                raise ValueError(f"offset {offset} is before the log's first segment {bases[0]}")
+            base = bases[index]
+            segment_end = bases[index + 1] if index + 1 < len(bases) else end
+            if offset >= segment_end:
+                offset = segment_end
+                continue
+            want = min(segment_end - offset, max_bytes)
+            data = os.pread(self._fd(base), want, offset - base)
+            result = scan(data, base=offset, limit=max_records - len(records))
+            if not result.frames:
+                if want < max_bytes or result.corrupt:
+                    raise LogUnavailable(f"corrupt record at offset {offset} in segment {base}")
+                max_bytes *= 2
+                continue
+            records.extend(LogRecord(o, p) for o, p in result.frames)
+            offset += result.valid_end
+        return ReadResult(records, offset)
+
+    def wait_for(self, offset: int, timeout: float) -> bool:
+        """Poll the published end (every few ms) until it passes ``offset``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._current() > offset:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self._poll, remaining))
+
+    def trim(self, before: int, *, min_age_seconds: float = 0.0) -> int:
+        """Delete whole consumed segments (the writer notices on its next read)."""
+        self._current()
+        freed = 0
+        while len(self._bases) > 1 and self._bases[1] <= before:
+            path = self.directory / _segment_name(self._bases[0])
+            try:
+                if time.time() - path.stat().st_mtime < min_age_seconds:
+                    break
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            with self._lock:
+                fd = self._fds.pop(self._bases[0], None)
+                if fd is not None:
+                    os.close(fd)
+                base = self._bases.pop(0)
+            freed += self._bases[0] - base
+        return freed
+
+    def redact(self, matches: Callable[[bytes], bool]) -> int:
+        raise LogUnavailable("redaction runs in the process that writes the event log")
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+        self._end_file.close()

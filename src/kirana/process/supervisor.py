@@ -1,0 +1,124 @@
+"""The API process's side of the consumer worker: start, relay, restart, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kirana.process.channel import Channel, ChannelClosed
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSupervisor:
+    """Keeps one consumer worker process running while the platform runs.
+
+    ``handlers`` are what the worker may ask of this process (appending
+    derived events to the log). A crashed worker is restarted with backoff;
+    its consumers resume from their durable positions, so nothing is lost or
+    applied twice.
+    """
+
+    def __init__(self, settings_json: str, handlers: dict[str, Callable[[Any], Any]]) -> None:
+        self._settings_json = settings_json
+        self._handlers = {**handlers, "ready": self._on_ready}
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._channel: Channel | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self.restarts = 0
+        self.last_exit: int | None = None
+        self._thread = threading.Thread(
+            target=self._supervise, name="worker-supervisor", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        parent, child = self._context.Pipe(duplex=True)
+        from kirana.process.worker import run_worker
+
+        process = self._context.Process(
+            target=run_worker,
+            args=(self._settings_json, child, logging.getLogger().getEffectiveLevel()),
+            name="kirana-worker",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self._process = process
+        self._channel = Channel(parent, self._handlers, name="api")
+
+    def _on_ready(self, pid: int) -> None:
+        """The worker has opened everything and its consumers run."""
+        log.info("consumer worker %d is ready", pid)
+        self._ready.set()
+
+    def _supervise(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            self._spawn()
+            started = time.monotonic()
+            assert self._process is not None
+            while not self._stopping.is_set() and self._process.is_alive():
+                self._process.join(0.5)
+            if self._stopping.is_set():
+                return
+            self._ready.clear()
+            self.last_exit = self._process.exitcode
+            self.restarts += 1
+            log.error(
+                "consumer worker exited with %s; restarting in %.0fs", self.last_exit, backoff
+            )
+            if self._channel is not None:
+                self._channel.close()
+            if self._stopping.wait(backoff):
+                return
+            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
+
+    def call(self, kind: str, payload: Any = None, timeout: float | None = 60.0) -> Any:
+        """Call the worker, waiting (within ``timeout``) for it to be up."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._ready.wait(remaining) or self._channel is None:
+                raise ChannelClosed(f"the consumer worker is not running (asked for {kind!r})")
+            try:
+                return self._channel.call(kind, payload, remaining)
+            except ChannelClosed:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)  # restarting: try the new worker
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask the worker to finish its batch and exit; kill it if it will not."""
+        self._stopping.set()
+        process, channel = self._process, self._channel
+        if process is None:
+            return
+        if channel is not None and process.is_alive():
+            with contextlib.suppress(Exception):
+                channel.call("stop", timeout=5)
+        process.join(timeout)
+        if process.is_alive():
+            log.error("consumer worker did not stop within %.0fs; terminating it", timeout)
+            process.terminate()
+            process.join(5)
+        if channel is not None:
+            channel.close()
+        self._thread.join(5)
