@@ -12,6 +12,7 @@ trustworthy, so ``timestamp = receivedAt - (sentAt - timestamp)``.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,7 +76,10 @@ def _merge(envelope: dict[str, Any] | None, own: dict[str, Any] | None) -> dict[
     return {**envelope, **own}
 
 
+@functools.lru_cache(maxsize=4096)
 def _iso(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``; cached, because ``receivedAt`` and ``sentAt`` are the
+    same for every event of a batch and formatting was a fifth of normalisation's time."""
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
