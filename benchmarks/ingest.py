@@ -162,14 +162,30 @@ def latency_summary(seconds: list[float]) -> dict[str, float | None]:
     }
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``kirana serve`` runs its consumers in a child process)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
 def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (all threads) from /proc/<pid>/stat."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    """utime + stime of a process and its children (all threads) from /proc/<pid>/stat."""
+    total = None
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK  # stat(5) 14, 15
+    return total
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
@@ -197,13 +213,14 @@ def thread_breakdown(
 
 
 def proc_rss_kb(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    """Resident memory of a process and its children (the API and its consumer worker)."""
+    total = None
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (total or 0) + int(line.split()[1])
+    return total
 
 
 def machine_cpu() -> tuple[float, float, float]:
@@ -1443,8 +1460,10 @@ def serve_with_consumers(keep: str, serve_args: list[str]) -> None:
     wanted = {n.strip() for n in keep.split(",") if n.strip() and n.strip() != "none"}
     original = Platform.open.__func__  # type: ignore[attr-defined]
 
-    def open_with_some(cls: type[Platform], settings: Any) -> Platform:
-        platform = original(cls, settings)
+    os.environ["KIRANA_WORKER_PROCESS"] = "false"  # the diagnostic filters in-process threads
+
+    def open_with_some(cls: type[Platform], settings: Any, *args: Any, **kw: Any) -> Platform:
+        platform = original(cls, settings, *args, **kw)
         unknown = wanted - set(platform.consumers)
         if unknown:
             raise SystemExit(
