@@ -76,13 +76,12 @@ def diff_rows(
         raise ConfigError(f"`key`: column {key!r} must be unique and not null; found {shown}")
     if previous is not None and previous.exists():
         conn.execute(
-            "CREATE OR REPLACE TEMP VIEW sync_previous AS SELECT k, h FROM read_parquet(?)",
-            [str(previous)],
+            "CREATE OR REPLACE TEMP TABLE sync_previous AS SELECT k, h FROM "
+            f"read_parquet('{_sql_path(previous)}')"
         )
     else:
         conn.execute(
-            "CREATE OR REPLACE TEMP VIEW sync_previous AS "
-            "SELECT NULL::VARCHAR AS k, NULL::VARCHAR AS h WHERE false"
+            "CREATE OR REPLACE TEMP TABLE sync_previous (k VARCHAR, h VARCHAR)"
         )
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE sync_changed AS SELECT c.k, p.h AS prev_h, c.h "

@@ -19,7 +19,7 @@ def query_lake(lake_dir: Path, sql: str) -> pa.Table:
 
     conn = connect(lake_dir)
     try:
-        return conn.sql(sql).fetch_arrow_table()
+        return conn.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise ConfigError(
             f"`source.sql` failed: {exc}. Tables available: see `kirana sql` (SHOW TABLES)"
