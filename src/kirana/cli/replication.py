@@ -1,0 +1,292 @@
+"""``kirana sources add-postgres | add-mysql | add-files | sync | status | changes | remove``.
+
+Replication sources share the ``kirana sources`` group with event sources: both
+are where data comes from. The commands register themselves on that group when
+this module is imported (``cli/main.py`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kirana.cli.admin import sources_app
+from kirana.cli.options import DataDir, fail
+
+TableOpt = Annotated[
+    list[str],
+    typer.Option("--table", "-t", help="A table to replicate, `table` or `schema.table` (repeat)."),
+]
+KeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key", help="TABLE=COL[,COL]: record key when it is not the primary key (repeat)."
+    ),
+]
+
+
+def _state(data_dir: Path | None):
+    from kirana.config import load_settings
+    from kirana.replication.state import ReplicationState
+
+    settings = load_settings(data_dir)
+    return settings, ReplicationState(settings.state_dir)
+
+
+def _per_table(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        table, sep, columns = value.partition("=")
+        if not sep or not table or not columns:
+            raise fail(f"`{option} {value}`: expected TABLE=COLUMN[,COLUMN]")
+        out[table] = columns
+    return out
+
+
+def _tables(tables: list[str], keys: list[str] | None) -> list[dict[str, Any]]:
+    key_of = _per_table(keys, "--key")
+    unknown = set(key_of) - set(tables)
+    if unknown:
+        raise fail(f"`--key` names table(s) {sorted(unknown)} that are not given with --table")
+    return [
+        {"name": t, "key": [c.strip() for c in key_of[t].split(",")] if t in key_of else []}
+        for t in tables
+    ]
+
+
+def _add(data_dir: Path | None, definition: dict[str, Any]) -> None:
+    from kirana.replication.specs import parse_source_config
+
+    try:
+        config = parse_source_config(definition)
+        _, state = _state(data_dir)
+        state.add(config)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"added {config.kind} source {config.name!r}; copy it now with "
+        f"`kirana sources sync {config.name}` (or let `kirana serve` do it)"
+    )
+
+
+@sources_app.command("add-postgres")
+def add_postgres(
+    name: Annotated[str, typer.Argument(help="Source name; tables appear as NAME_TABLE.")],
+    dsn: Annotated[str, typer.Option(help="libpq DSN or URL of a user with REPLICATION.")],
+    table: TableOpt,
+    key: KeyOpt = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replicate PostgreSQL tables: a snapshot, then logical replication (pgoutput)."""
+    _add(data_dir, {"kind": "postgres", "name": name, "dsn": dsn, "tables": _tables(table, key)})
+
+
+@sources_app.command("add-mysql")
+def add_mysql(
+    name: Annotated[str, typer.Argument(help="Source name; tables appear as NAME_TABLE.")],
+    dsn: Annotated[str, typer.Option(help="mysql://user:password@host:3306/database")],
+    table: TableOpt,
+    key: KeyOpt = None,
+    server_id: Annotated[int, typer.Option(help="Replica id to announce (0: derived).")] = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Replicate MySQL/MariaDB tables: a snapshot, then the row-based binlog."""
+    _add(
+        data_dir,
+        {
+            "kind": "mysql",
+            "name": name,
+            "dsn": dsn,
+            "tables": _tables(table, key),
+            "server_id": server_id,
+        },
+    )
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+@sources_app.command("add-files")
+def add_files(
+    name: Annotated[str, typer.Argument(help="Source name; its table appears as NAME_TABLE.")],
+    path: Annotated[Path, typer.Option(help="Folder the files are dropped into.")],
+    format: Annotated[FileFormat, typer.Option("--format", help="File format.")],
+    key: Annotated[str, typer.Option(help="Record key column(s), comma-separated.")],
+    precombine: Annotated[
+        str | None, typer.Option(help="Version column: older versions never overwrite newer.")
+    ] = None,
+    table: Annotated[str, typer.Option(help="Lake table name.")] = "data",
+    delete_column: Annotated[
+        str | None, typer.Option(help="Column whose true value deletes the row.")
+    ] = None,
+    settle_seconds: Annotated[
+        float, typer.Option(help="Treat a file as complete once unchanged this long.")
+    ] = 5.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Replicate files (CSV, Parquet, JSON lines) dropped into a folder, each once."""
+    _add(
+        data_dir,
+        {
+            "kind": "files",
+            "name": name,
+            "path": str(path.resolve()),
+            "format": format.value,
+            "table": table,
+            "key": [c.strip() for c in key.split(",") if c.strip()],
+            "precombine": precombine,
+            "delete_column": delete_column,
+            "settle_seconds": settle_seconds,
+        },
+    )
+
+
+@sources_app.command("sync")
+def sync(
+    name: Annotated[str, typer.Argument(help="Replication source name.")],
+    follow: Annotated[bool, typer.Option(help="Keep streaming until interrupted.")] = False,
+    resnapshot: Annotated[
+        bool, typer.Option(help="Copy every table afresh (PostgreSQL/MySQL) before streaming.")
+    ] = False,
+    max_rows: Annotated[int, typer.Option(help="At most this many rows per commit.")] = 50_000,
+    data_dir: DataDir = None,
+) -> None:
+    """Bring a source's lake tables up to date (snapshot on the first run), then stop."""
+    from kirana.replication.state import SourceBusy, SourceNotFound
+    from kirana.replication.sync import Replicator, SyncReport
+
+    settings, state = _state(data_dir)
+    try:
+        config = state.get(name)
+    except SourceNotFound as exc:
+        raise fail(str(exc)) from exc
+    if resnapshot:
+        state.reset_snapshot(name)
+
+    def progress(report: SyncReport) -> None:
+        lag = "" if report.lag_seconds is None else f", lag {report.lag_seconds:.1f} s"
+        typer.echo(
+            f"{name}: snapshot {report.snapshot_rows:,} rows, streamed {report.rows:,} rows in "
+            f"{report.transactions:,} transactions{lag}",
+            err=True,
+        )
+
+    replicator = Replicator(config, settings.lake_dir, state, max_rows=max_rows)
+    try:
+        report = replicator.run(follow=follow, on_batch=progress)
+    except SourceBusy as exc:
+        raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        raise fail(
+            f"{type(exc).__name__}: {exc}\n(see `kirana sources status {name}`; "
+            "the next sync resumes from the last committed position)"
+        ) from exc
+    typer.echo(
+        json.dumps(
+            {
+                "source": name,
+                "snapshot_rows": report.snapshot_rows,
+                "rows": report.rows,
+                "transactions": report.transactions,
+                "tables": report.tables,
+                "seconds": round(report.seconds, 3),
+            }
+        )
+    )
+
+
+@sources_app.command("status")
+def status(
+    name: Annotated[str | None, typer.Argument(help="One source (default: all).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replication sources: position, lag, rows applied, last error; files for file drops."""
+    from kirana.replication.service import source_status
+    from kirana.replication.state import SourceNotFound
+
+    settings, state = _state(data_dir)
+    try:
+        names = [name] if name else [c.name for c in state.list()]
+        for n in names:
+            typer.echo(json.dumps(source_status(state, settings.lake_dir, n), default=str))
+    except SourceNotFound as exc:
+        raise fail(str(exc)) from exc
+
+
+@sources_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="Replication source name.")],
+    drop_slot: Annotated[
+        bool, typer.Option(help="PostgreSQL: also drop the replication slot and publication.")
+    ] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Forget a replication source (its lake tables stay)."""
+    from kirana.replication.service import remove_source
+    from kirana.replication.state import SourceNotFound
+
+    _, state = _state(data_dir)
+    try:
+        remove_source(state, name, drop_slot=drop_slot)
+    except SourceNotFound as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"removed {name!r} (its lake tables stay under lake/replicated/{name})")
+
+
+class ChangesFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+@sources_app.command("changes")
+def changes(
+    name: Annotated[str, typer.Argument(help="Replication source name.")],
+    table: Annotated[str, typer.Argument(help="Lake table of the source, e.g. `customers`.")],
+    since: Annotated[
+        int, typer.Option(help="Delta version already seen: print changes after it.")
+    ] = -1,
+    format: Annotated[ChangesFormat, typer.Option("--format", "-f")] = ChangesFormat.json,
+    data_dir: DataDir = None,
+) -> None:
+    """Rows changed after Delta version --since (insert, update_postimage, delete)."""
+    from kirana.config import load_settings
+    from kirana.replication.lake import changes_since, table_path
+
+    path = table_path(load_settings(data_dir).lake_dir, name, table)
+    if not (path / "_delta_log").is_dir():
+        raise fail(f"no lake table {path}; run `kirana sources sync {name}` first")
+    rows = changes_since(path, since)
+    if format is ChangesFormat.csv:
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(rows, sys.stdout.buffer)
+        return
+    for row in rows.to_pylist():
+        typer.echo(json.dumps(row, default=str))
+
+
+def replication_rows(data_dir: Path | None) -> list[tuple[str, str, str, str]]:
+    """(name, kind, where, tables) for ``kirana sources list``."""
+    from kirana.replication.specs import redacted
+
+    _, state = _state(data_dir)
+    rows = []
+    for config in state.list():
+        shown = redacted(config)
+        where = shown.get("dsn") or shown.get("path", "")
+        if config.kind == "files":
+            tables = config.table
+        else:
+            tables = ", ".join(t.name for t in config.tables)
+        rows.append((config.name, config.kind, where, tables))
+    return rows
