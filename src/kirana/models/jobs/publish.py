@@ -59,11 +59,8 @@ def publish_lists(
     keys = ordered.column(key).to_numpy(zero_copy_only=False)
     items = ordered.column(item).to_pylist()
     scores = ordered.column(score).to_numpy(zero_copy_only=False)
-    if len(keys) == 0:
-        starts = np.array([], np.int64)
-    else:
-        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-    ends = np.append(starts[1:], len(keys))
+    starts = np.flatnonzero(np.concatenate([[len(keys) > 0], keys[1:] != keys[:-1]]))
+    ends = np.append(starts[1:], len(keys))[: len(starts)]
     keep = _not_suppressed(keys[starts], suppressed) if key == "user_id" else None
 
     def rows():
