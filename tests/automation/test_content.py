@@ -40,7 +40,7 @@ def test_valid_placement_round_trips(placement) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "field", "rule"),
     [
-        ("key", "homepage", "key", "Invalid enum value"),
+        ("key", "home page", "key", "letters, digits"),
         ("max_widgets", 0, "max_widgets", "at least 1"),
         ("widgets", [], "widgets", "at least one widget"),
         ("widgets.0.max_items", 0, "widgets[0].max_items", "at least 1"),

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import msgspec
 
-PlacementKey = Literal["home_feed", "product_page", "cart", "order_confirmation"]
+#: The usual points of the buying journey; any valid key may name a placement.
+JOURNEY_PLACEMENTS = ("home_feed", "product_page", "cart", "order_confirmation")
 WidgetKind = Literal[
     "buy_again",
     "frequently_bought_together",
@@ -184,13 +185,12 @@ class Widget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 class Placement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A point in the buying journey and its ordered candidate widgets."""
 
-    key: PlacementKey
+    key: str
     widgets: tuple[Widget, ...]
     max_widgets: int = 5
 
     def __post_init__(self) -> None:
-        if self.key not in PlacementKey.__args__:  # type: ignore[attr-defined]
-            raise ContentError("key", f"must be one of {', '.join(PlacementKey.__args__)}")  # type: ignore[attr-defined]
+        _check_key(self.key, "key")
         if self.max_widgets < 1:
             raise ContentError("max_widgets", "must be at least 1")
         if not self.widgets:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 import numpy as np
@@ -27,8 +26,8 @@ from kirana.automation.content import POOLED_SEGMENT, Epoch, Placement
 from kirana.automation.eviction import EvictionRule, evicted, review
 from kirana.automation.rules import UserContext
 from kirana.automation.stats import NO_EPOCH, FeedbackStats, StatsKey, item_arm
+from kirana.automation.tracking import FeedbackKind, feedback_targets
 
-FeedbackKind = Literal["impression", "click"]
 FEEDBACK_EVENTS: Mapping[str, FeedbackKind] = {
     "Promotion Viewed": "impression",
     "Promotion Clicked": "click",
@@ -228,11 +227,7 @@ def record_feedback(
     if kind is None:
         return 0
     widget, item = decision.locate(tracking_id)
-    targets: list[tuple[str, Epoch]] = []
-    if item.arm is not None:
-        targets.append((item.arm, item.epoch))
-    if kind == "click" or item.position == 0:
-        targets.append((widget.key, widget.epoch))
+    targets = feedback_targets(kind, widget.key, widget.epoch, item.arm, item.epoch, item.position)
     for arm, epoch in targets:
         stats.observe(
             decision.placement,

@@ -171,6 +171,16 @@ class FeedbackStats:
     def __iter__(self) -> Iterator[StatsKey]:
         return iter(sorted(self._cells))
 
+    def assign(self, other: FeedbackStats) -> None:
+        """Overwrite the cells ``other`` holds with its (newer) copies, leaving the rest.
+
+        For a reader that refreshes a long-lived snapshot from a store with the rows changed
+        since its last look: each cell is replaced in one step, so a concurrent reader sees
+        either the old cell or the new one.
+        """
+        for key, c in other._cells.items():
+            self._cells[key] = _Cell(c.impressions, c.clicks, c.shown, c.t, c.epoch)
+
     def merge(self, other: FeedbackStats) -> FeedbackStats:
         """Stats as if every observation of both had been made on one (same half-life)."""
         if other.half_life_seconds != self.half_life_seconds:
@@ -196,20 +206,13 @@ class FeedbackStats:
         return {
             "format": FORMAT,
             "half_life_seconds": None if math.isinf(h) else h,
-            "arms": [
-                {
-                    "placement": k.placement,
-                    "arm": k.arm,
-                    "segment": k.segment,
-                    "impressions": c.impressions,
-                    "clicks": c.clicks,
-                    "shown": c.shown,
-                    "t": c.t,
-                    "epoch": list(c.epoch),
-                }
-                for k, c in sorted(self._cells.items())
-            ],
+            "arms": [_row(k, c) for k, c in sorted(self._cells.items())],
         }
+
+    def row(self, key: StatsKey) -> dict[str, Any] | None:
+        """One cell as a ``to_dict`` row (for stores that save only the cells that changed)."""
+        cell = self._cells.get(key)
+        return None if cell is None else _row(StatsKey(*key), cell)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeedbackStats:
@@ -231,3 +234,16 @@ class FeedbackStats:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"arms[{i}]: malformed row ({exc})") from exc
         return out
+
+
+def _row(k: StatsKey, c: _Cell) -> dict[str, Any]:
+    return {
+        "placement": k.placement,
+        "arm": k.arm,
+        "segment": k.segment,
+        "impressions": c.impressions,
+        "clicks": c.clicks,
+        "shown": c.shown,
+        "t": c.t,
+        "epoch": list(c.epoch),
+    }

@@ -1,0 +1,157 @@
+"""``GET /v1/personalize``: the ranked, tracked feed for one user at one placement.
+
+Apps call it, so it takes what apps hold: a source's write key (basic-auth user name or
+``X-Write-Key``, as the tracking API) or, for servers, a Bearer access token. Thin: the work
+is in :mod:`kirana.serving.personalize`. Async and inline on the event loop: the service does
+only in-memory work and point reads, so a thread hop would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from kirana.collect.service import CollectError, Credentials
+from kirana.runtime import Platform, SourceCache
+from kirana.serving.extension import personalization
+from kirana.serving.personalize import PersonalizeRequest, PlacementNotFound
+from kirana.serving.responses import ErrorBody, PersonalizeResponse
+
+router = APIRouter(prefix="/v1", tags=["personalize"])
+
+MAX_LIMIT = 50
+MAX_ITEM_IDS = 20
+TOKEN_TTL_SECONDS = 10.0
+
+_RESPONSES = {
+    200: {
+        "description": "Ordered widgets with items and tracking ids",
+        "content": {"application/json": {"schema": msgspec.json.schema(PersonalizeResponse)}},
+    },
+    400: {
+        "description": "A bad query: `{code, message}` names the parameter and the rule",
+        "content": {"application/json": {"schema": msgspec.json.schema(ErrorBody)}},
+    },
+    401: {"description": "Missing or unknown write key / token"},
+    404: {"description": "No such placement"},
+}
+_encode = msgspec.json.Encoder().encode
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+class _Tokens:
+    """Bearer tokens seen recently (the store hashes and reads on every miss)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._seen: dict[str, float] = {}
+
+    def __call__(self, secret: str) -> bool:
+        now = time.monotonic()
+        if self._seen.get(secret, 0.0) > now:
+            return True
+        if self._platform.store.token_by_secret(secret) is None:
+            return False
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[secret] = now + TOKEN_TTL_SECONDS
+        return True
+
+
+def _unauthorized(platform: Platform, request: Request) -> Response | None:
+    headers = request.headers
+    auth = headers.get("authorization") or ""
+    if auth[:7].lower() == "bearer ":
+        tokens = platform.service("personalize.tokens", lambda: _Tokens(platform))
+        if tokens(auth[7:].strip()):
+            return None
+        return _error(
+            401,
+            "unknown_token",
+            "unknown access token; create one with `kirana tokens create NAME --role viewer`",
+        )
+    try:
+        key = Credentials(auth or None, headers.get("x-write-key")).header_key()
+    except CollectError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    if not key:
+        return _error(
+            401,
+            "missing_credentials",
+            "send a source's write key (basic-auth user name or X-Write-Key) "
+            "or `Authorization: Bearer <token>`",
+        )
+    sources = platform.service("personalize.sources", lambda: SourceCache(platform.store))
+    if sources(key) is None:
+        return _error(
+            401,
+            "unknown_write_key",
+            "unknown write key; create a source with `kirana sources create NAME`",
+        )
+    return None
+
+
+def parse_query(
+    placement: str | None,
+    user_id: str | None,
+    anonymous_id: str | None,
+    limit: str | None,
+    item_ids: list[str],
+) -> PersonalizeRequest | Response:
+    """The request, or a 400 naming the parameter and the rule."""
+    if not placement:
+        return _error(
+            400, "missing_field", "`placement` is required, e.g. ?placement=home_feed&userId=u1"
+        )
+    user_id, anonymous_id = user_id or None, anonymous_id or None
+    if (user_id is None) == (anonymous_id is None):
+        return _error(
+            400,
+            "invalid_identity",
+            "send exactly one of `userId` (signed-in) or `anonymousId` (visitor)",
+        )
+    parsed_limit = None
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+            return _error(
+                400, "invalid_field", f"`limit` must be a whole number from 1 to {MAX_LIMIT}"
+            )
+        parsed_limit = int(limit)
+    if len(item_ids) > MAX_ITEM_IDS:
+        return _error(400, "invalid_field", f"at most {MAX_ITEM_IDS} `itemId` values")
+    return PersonalizeRequest(placement, user_id, anonymous_id, parsed_limit, tuple(item_ids))
+
+
+@router.get("/personalize", responses=_RESPONSES, response_class=Response)
+async def personalize(
+    request: Request,
+    placement: str | None = Query(None, description="Placement key, e.g. `home_feed`"),
+    user_id: str | None = Query(None, alias="userId", description="Signed-in user's id"),
+    anonymous_id: str | None = Query(None, alias="anonymousId", description="Visitor's id"),
+    limit: str | None = Query(None, description=f"At most this many widgets (1-{MAX_LIMIT})"),
+    item_id: list[str] = Query(
+        [], alias="itemId", description="Products in view (product page, cart): repeatable"
+    ),
+) -> Response:
+    """Ordered widgets and items for one user, each item with the `tracking_id` to send back
+    in `properties.tracking_id` of `Promotion Viewed`, `Promotion Clicked`, `Product Clicked`
+    and `Product Added`. Authenticate with a write key (as the tracking API) or a Bearer token.
+    """
+    platform: Platform = request.app.state.platform
+    denied = _unauthorized(platform, request)
+    if denied is not None:
+        return denied
+    parsed = parse_query(placement, user_id, anonymous_id, limit, item_id)
+    if isinstance(parsed, Response):
+        return parsed
+    try:
+        result = personalization(platform).service.personalize(parsed)
+    except PlacementNotFound as exc:
+        return _error(404, "unknown_placement", str(exc))
+    return Response(_encode(result), media_type="application/json")

@@ -1,0 +1,84 @@
+"""Wiring for automation: the feedback consumer (wherever consumers run) and the personalise
+service (in the process that serves HTTP).
+
+``attach`` is listed in ``runtime.EXTENSIONS``. The consumer and the API share nothing in
+memory: statistics and frequency-cap impressions travel through ``feedback.sqlite``, content
+through ``content.sqlite``, recommendation lists through ``serving.sqlite``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kirana.serving.caches import ContentCache, RecommendationCache, Refresher, StatsCache
+from kirana.serving.content_store import ContentStore, content_path
+from kirana.serving.decision_log import DecisionLog
+from kirana.serving.feedback_consumer import FeedbackConsumer
+from kirana.serving.feedback_store import FeedbackStore, feedback_path
+from kirana.serving.personalize import PersonalizeService
+from kirana.serving.profiles import ProfileReader
+from kirana.serving.store import ServingStore, serving_path
+
+if TYPE_CHECKING:
+    from kirana.config import Settings
+    from kirana.runtime import Platform
+
+SERVICE = "automation.personalize"
+
+
+def attach(platform: Platform) -> None:
+    """Count impressions and clicks from the event log into ranking statistics."""
+    settings = platform.settings
+    consumer = FeedbackConsumer(
+        platform.log,
+        FeedbackStore(feedback_path(settings.state_dir)),
+        ContentStore(content_path(settings.state_dir)),
+        settings.automation.half_life_hours * 3600,
+    )
+    platform.add_consumer(consumer)
+
+
+@dataclass
+class Personalization:
+    """This process's personalise service and what it owns (closed with the platform)."""
+
+    service: PersonalizeService
+    decisions: DecisionLog
+    refresher: Refresher
+    stores: tuple
+
+    def close(self) -> None:
+        self.refresher.close()
+        self.decisions.close()
+        for store in self.stores:
+            store.close()
+
+
+def build(settings: Settings, profile_store: object) -> Personalization:
+    """Open the stores and caches the personalise API reads, and the decision log."""
+    auto = settings.automation
+    content = ContentStore(content_path(settings.state_dir))
+    feedback = FeedbackStore(feedback_path(settings.state_dir))
+    serving = ServingStore(serving_path(settings.state_dir))
+    profiles = ProfileReader(profile_store, auto.profile_cache_seconds)  # type: ignore[arg-type]
+    content_cache = ContentCache(content)
+    stats_cache = StatsCache(feedback, auto.half_life_hours * 3600)
+    recs = RecommendationCache(serving)
+    decisions = DecisionLog(settings.lake_dir, flush_seconds=auto.decision_flush_seconds)
+    service = PersonalizeService(
+        auto, profiles, content_cache, stats_cache, recs, feedback, decisions.append
+    )
+    refresher = Refresher(
+        auto.refresh_seconds, content_cache.refresh, stats_cache.refresh, recs.refresh
+    )
+    return Personalization(service, decisions, refresher, (content, feedback, serving, profiles))
+
+
+def personalization(platform: Platform) -> Personalization:
+    """The process-wide personalise service for ``platform`` (built on first use)."""
+    from kirana.runtime import open_profile_store
+
+    return platform.service(
+        SERVICE, lambda: build(platform.settings, open_profile_store(platform.settings))
+    )

@@ -1,0 +1,94 @@
+"""Who is asking: identities to the canonical profile, with a short-lived cache.
+
+The personalise API resolves a ``userId`` or ``anonymousId`` to the profile identity
+resolution built, and reads what ranking uses: computed traits (affinities), audience
+memberships (targeting, learning segment) and traits (for experiment targeting). A few point
+reads per request on the profile store; the cache (``automation.profile_cache_seconds``)
+absorbs bursts from the same user (a page view asks for several placements at once) and
+bounds staleness: a new audience membership shows within that many seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kirana.identity.store import SQLProfileStore
+
+
+@dataclass(frozen=True)
+class ResolvedUser:
+    """The requester: the ids they asked with and, when identity resolution knows them,
+    their profile (``profile_user_id``: the profile's user id, also for anonymous visits)."""
+
+    user_id: str | None
+    anonymous_id: str | None
+    profile_id: str | None = None
+    profile_user_id: str | None = None
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    computed: Mapping[str, Any] = field(default_factory=dict)
+    audiences: frozenset[str] = frozenset()
+
+    @property
+    def known(self) -> bool:
+        return self.profile_id is not None
+
+    @property
+    def key(self) -> str:
+        """Frequency caps count per the id asked with: user id, else anonymous id (the events
+        the app sends back carry the same ids; see ``feedback_consumer.user_key``)."""
+        return f"u:{self.user_id}" if self.user_id else f"a:{self.anonymous_id}"
+
+    @property
+    def recommendation_key(self) -> str | None:
+        """Whose per-user recommendation lists to read (model jobs key them by user id)."""
+        return self.user_id or self.profile_user_id
+
+
+class ProfileReader:
+    """Profile lookups through its own profile-store connection, cached for ``ttl`` seconds."""
+
+    def __init__(self, store: SQLProfileStore, ttl: float, max_entries: int = 100_000) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._max = max_entries
+        self._cache: dict[tuple[str | None, str | None], tuple[float, ResolvedUser]] = {}
+
+    def resolve(self, user_id: str | None, anonymous_id: str | None) -> ResolvedUser:
+        key = (user_id, anonymous_id)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = self._read(user_id, anonymous_id)
+        if self._ttl > 0:
+            if len(self._cache) >= self._max:
+                for old in list(self._cache)[: self._max // 10]:  # oldest first (insertion)
+                    del self._cache[old]
+            self._cache.pop(key, None)
+            self._cache[key] = (now + self._ttl, user)
+        return user
+
+    def _read(self, user_id: str | None, anonymous_id: str | None) -> ResolvedUser:
+        identifier = ("user_id", user_id) if user_id else ("anonymous_id", anonymous_id or "")
+        store = self._store
+        profile_id = store.profile_ids([identifier]).get(identifier)
+        if profile_id is None:
+            return ResolvedUser(user_id, anonymous_id)
+        profile = store.profile_by_id(profile_id)
+        if profile is None:  # merged away between the two reads
+            return ResolvedUser(user_id, anonymous_id)
+        return ResolvedUser(
+            user_id,
+            anonymous_id,
+            profile_id,
+            next((v for t, v in profile.identities if t == "user_id"), None),
+            profile.traits,
+            store.computed_values(profile_id),
+            frozenset(store.audiences_of(profile_id)),
+        )
+
+    def close(self) -> None:
+        self._store.close()
