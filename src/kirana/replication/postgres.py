@@ -92,7 +92,8 @@ class PostgresSource:
                 oid, identity = found
                 cur.execute(
                     "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
-                    " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.indisprimary"
+                    " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                    " WHERE i.indrelid = %s AND i.indisprimary"
                     " ORDER BY array_position(i.indkey, a.attnum)",
                     (oid,),
                 )

@@ -90,7 +90,7 @@ class MySQLConfig(_Base):
             "host": url.hostname,
             "port": url.port or 3306,
             "user": unquote(url.username or "root"),
-            "passwd": unquote(url.password or ""),
+            "password": unquote(url.password or ""),
         }
 
     def database(self) -> str:
