@@ -98,11 +98,15 @@ class Deliverer:
         if not self._hold_lease(now):
             return 1.0
         name = self.config.name
-        candidates = self.store.candidates(name, self.config.batch_size * SCAN_FACTOR)
+        scan = self.config.batch_size * 2 + 100
+        candidates = self.store.candidates(name, scan)
         if not candidates:
             self.destination.idle()
             return IDLE_POLL
         ids = pick_batch(candidates, now, self.config.batch_size)
+        if not ids and len(candidates) == scan:  # the head is all waiting users: look further
+            candidates = self.store.candidates(name, scan * SCAN_FACTOR)
+            ids = pick_batch(candidates, now, self.config.batch_size)
         if not ids:
             due = min(c.next_attempt_at for c in candidates)
             return max(0.01, min(due - now, 1.0))

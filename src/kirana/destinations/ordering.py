@@ -10,11 +10,12 @@ every earlier one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A queued record as the picker sees it (a plain row: thousands are scanned a pass)."""
+
     id: int
     user: str
     attempts: int

@@ -15,7 +15,7 @@ Action = Literal["event", "upsert", "insert", "delete"]
 ACTIONS: tuple[str, ...] = ("event", "upsert", "insert", "delete")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OutboundRecord:
     """One change for one destination.
 

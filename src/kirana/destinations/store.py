@@ -102,6 +102,12 @@ class DeliveryStore:
         if conn is None:
             conn = connect(self.path)
             conn.execute("PRAGMA secure_delete=OFF")
+            # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt.
+            # Every writer commits its producer's position with its effects, so a lost
+            # commit is redone from the (fsync'd) event log or the previous snapshot,
+            # and a lost "delivered" mark only means one more delivery of that record
+            # under the same idempotency key.
+            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
             self._local.depth = 0
             with self._lock:
@@ -260,7 +266,7 @@ class DeliveryStore:
             )
             .fetchall()
         )
-        return [Candidate(*r) for r in rows]
+        return list(map(Candidate._make, rows))
 
     def load(self, ids: Sequence[int]) -> list[tuple[int, OutboundRecord]]:
         rows = self._in(

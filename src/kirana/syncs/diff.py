@@ -3,12 +3,13 @@
 Each row is reduced to ``(key, md5 of its mapped fields as JSON)``. The last
 delivered snapshot is a Parquet file of those pairs; joining the two in DuckDB
 finds added, changed and removed keys without a Python loop over the rows, so
-a million-row source is a sub-second-scale hash join. Only the changed rows'
-fields are brought into Python.
+a million-row source is a hash join, not a Python loop. Only the changed rows'
+fields are brought into Python, a chunk at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,38 @@ def _q(name: str) -> str:
 
 @dataclass
 class Diff:
+    """Counts, removed keys, and the changed rows (streamed from DuckDB in chunks)."""
+
     rows_read: int
-    #: (key, previous hash or None, new hash, fields) for added and changed rows
-    changed: list[tuple[str, str | None, str, dict[str, Any]]]
-    #: (key, previous hash) for rows that left the source
-    removed: list[tuple[str, str]]
     added: int
     updated: int
     unchanged: int
+    #: (key, previous hash) for rows that left the source
+    removed: list[tuple[str, str]]
+    _conn: duckdb.DuckDBPyConnection
+    _source: pa.Table
+    _query: str
+
+    def iter_changed(
+        self, chunk: int = 10_000
+    ) -> Iterator[list[tuple[str, str | None, str, dict[str, Any]]]]:
+        """Added and changed rows as ``(key, previous hash or None, new hash, fields)``.
+
+        Read while the connection is open; only ``chunk`` rows are in Python at once.
+        """
+        if not (self.added or self.updated):
+            return
+        self._conn.register("sync_source", self._source)
+        try:
+            cursor = self._conn.execute(self._query)
+            while rows := cursor.fetchmany(chunk):
+                yield [(k, prev, h, _decode(j)) for k, prev, h, j in rows]
+        finally:
+            self._conn.unregister("sync_source")
+
+    @property
+    def changed(self) -> list[tuple[str, str | None, str, dict[str, Any]]]:
+        return [row for part in self.iter_changed() for row in part]
 
 
 def diff_rows(
@@ -80,9 +105,7 @@ def diff_rows(
             f"read_parquet('{_sql_path(previous)}')"
         )
     else:
-        conn.execute(
-            "CREATE OR REPLACE TEMP TABLE sync_previous (k VARCHAR, h VARCHAR)"
-        )
+        conn.execute("CREATE OR REPLACE TEMP TABLE sync_previous (k VARCHAR, h VARCHAR)")
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE sync_changed AS SELECT c.k, p.h AS prev_h, c.h "
         "FROM sync_current c LEFT JOIN sync_previous p USING (k) "
@@ -96,23 +119,19 @@ def diff_rows(
     removed = conn.execute(
         "SELECT p.k, p.h FROM sync_previous p ANTI JOIN sync_current c USING (k) ORDER BY p.k"
     ).fetchall()
-    changed: list[tuple[str, str | None, str, dict[str, Any]]] = []
-    if added or updated:
-        qualified = ", ".join(f"{_q(out)} := s.{_q(col)}" for out, col in fields.items())
-        conn.register("sync_source", source)
-        rows = conn.execute(
-            f"SELECT ch.k, ch.prev_h, ch.h, to_json(struct_pack({qualified}))::VARCHAR "
-            f"FROM sync_changed ch JOIN sync_source s ON CAST(s.{_q(key)} AS VARCHAR) = ch.k "
-            "ORDER BY ch.k"
-        ).fetchall()
-        conn.unregister("sync_source")
-        changed = [(k, prev, h, _decode(j)) for k, prev, h, j in rows]
+    qualified = ", ".join(f"{_q(out)} := s.{_q(col)}" for out, col in fields.items())
+    changed_query = (
+        f"SELECT ch.k, ch.prev_h, ch.h, to_json(struct_pack({qualified}))::VARCHAR "
+        f"FROM sync_changed ch JOIN sync_source s ON CAST(s.{_q(key)} AS VARCHAR) = ch.k "
+        "ORDER BY ch.k"
+    )
     snapshot_sql = "SELECT k, h FROM sync_current"
     if keep_removed:
         snapshot_sql += " UNION ALL SELECT k, h FROM sync_previous ANTI JOIN sync_current USING (k)"
     new_snapshot.parent.mkdir(parents=True, exist_ok=True)
     conn.execute(f"COPY ({snapshot_sql}) TO '{_sql_path(new_snapshot)}' (FORMAT parquet)")
-    return Diff(rows_read, changed, removed, added, updated, rows_read - added - updated)
+    unchanged = rows_read - added - updated
+    return Diff(rows_read, added, updated, unchanged, removed, conn, source, changed_query)
 
 
 def _sql_path(path: Path) -> str:

@@ -52,22 +52,29 @@ def record_id(sync: str, key: str, before: str | None, after: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{sync}|{key}|{before or ''}|{after}"))
 
 
-def changes_to_records(config: SyncConfig, diff: Diff, columns: list[str]) -> list[OutboundRecord]:
+def changed_records(
+    config: SyncConfig, rows: list[tuple[str, str | None, str, dict]]
+) -> list[OutboundRecord]:
+    """Records for added/changed rows (insert-only syncs send new keys only)."""
     action = "insert" if config.mode == "insert" else "upsert"
-    out = [
+    return [
         OutboundRecord(record_id(config.name, k, prev, h), k, k, action, fields, config.name)
-        for k, prev, h, fields in diff.changed
+        for k, prev, h, fields in rows
         if config.mode != "insert" or prev is None
     ]
-    if config.mode == "mirror":
-        cleared = dict.fromkeys(config.mapping or columns)
-        out.extend(
-            OutboundRecord(
-                record_id(config.name, k, prev, "deleted"), k, k, "delete", cleared, config.name
-            )
-            for k, prev in diff.removed
+
+
+def deleted_records(config: SyncConfig, diff: Diff, columns: list[str]) -> list[OutboundRecord]:
+    """Mirror syncs: one delete per key that left the source, its fields set to null."""
+    if config.mode != "mirror":
+        return []
+    cleared = dict.fromkeys(config.mapping or columns)
+    return [
+        OutboundRecord(
+            record_id(config.name, k, prev, "deleted"), k, k, "delete", cleared, config.name
         )
-    return out
+        for k, prev in diff.removed
+    ]
 
 
 class SyncRunner:
@@ -124,22 +131,30 @@ class SyncRunner:
                 new_snapshot,
                 keep_removed=config.mode == "insert",
             )
+            counts = {
+                "rows_read": diff.rows_read,
+                "added": diff.added,
+                "updated": diff.updated if config.mode != "insert" else 0,
+                "deleted": len(diff.removed) if config.mode == "mirror" else 0,
+                "unchanged": diff.unchanged,
+            }
+            origin = f"sync:{config.name}"
+            with self.delivery.transaction():
+                queued = 0
+                for rows in diff.iter_changed():
+                    records = changed_records(config, rows)
+                    queued += self.delivery.enqueue(
+                        [(config.destination, r) for r in records], origin
+                    )
+                deletes = deleted_records(config, diff, table.column_names)
+                queued += self.delivery.enqueue([(config.destination, r) for r in deletes], origin)
+                counts["queued"] = queued
+                self.syncs.finish_run(run_id, config.name, counts, str(new_snapshot))
+        except BaseException:
+            new_snapshot.unlink(missing_ok=True)  # the old snapshot stays in charge
+            raise
         finally:
             conn.close()
-        records = changes_to_records(config, diff, table.column_names)
-        deleted = len(diff.removed) if config.mode == "mirror" else 0
-        counts = {
-            "rows_read": diff.rows_read,
-            "added": diff.added,
-            "updated": diff.updated if config.mode != "insert" else 0,
-            "deleted": deleted,
-            "unchanged": diff.unchanged,
-        }
-        with self.delivery.transaction():
-            counts["queued"] = self.delivery.enqueue(
-                [(config.destination, r) for r in records], f"sync:{config.name}"
-            )
-            self.syncs.finish_run(run_id, config.name, counts, str(new_snapshot))
         if previous and previous != str(new_snapshot):
             Path(previous).unlink(missing_ok=True)
         return RunReport(run_id, config.name, **counts)
