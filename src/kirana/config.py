@@ -96,7 +96,7 @@ class ModelSettings(BaseModel):
     """Frequently bought together: least share of orders holding the pair."""
     min_confidence: float = Field(0.0, ge=0, le=1)
     """Frequently bought together: least P(related item | item)."""
-    min_pair_orders: int = Field(2, ge=1)
+    min_pair_orders: int = Field(5, ge=1)
     """Frequently bought together: least number of orders holding the pair."""
     horizon_days: int = Field(30, ge=1, le=3650)
     """Buying patterns: predict orders over this many days."""

@@ -87,7 +87,7 @@ def test_associations_match_counts_in_the_lake(lake, engine) -> None:
             " WHERE a.item = $i AND b.item = $j) FROM lines",
             {"i": rule["item_id"], "j": rule["related_item_id"]},
         ).fetchall()
-        assert n_ij >= 2  # models.min_pair_orders
+        assert n_ij >= ModelSettings().min_pair_orders
         assert rule["support"] == pytest.approx(n_ij / n_orders)
         assert rule["confidence"] == pytest.approx(n_ij / n_i)
         assert rule["lift"] == pytest.approx(n_ij * n_orders / (n_i * n_j))
