@@ -62,7 +62,7 @@ def _run(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (ExperimentDefinitionError, NotFoundError, ConflictError) as exc:
-        raise fail(str(exc).strip("'\"")) from exc
+        raise fail(str(exc)) from exc
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -161,7 +161,11 @@ def create(
     with _service(data_dir) as service:
         record = _run(lambda: service.create(body))
         if start:
-            record = _run(lambda: service.start(record.key))
+            try:
+                record = _run(lambda: service.start(record.key))
+            except typer.Exit:
+                typer.secho(f"{record.key} was created as a draft but not started", err=True)
+                raise
         _print(record.to_json())
 
 
@@ -275,7 +279,7 @@ def report(
         raise fail(f"--format: must be table or json, got {format!r}")
     with _service(data_dir) as service:
         typer.secho(f"analysing {key} over the lake…", err=True, fg=typer.colors.BRIGHT_BLACK)
-        result = _run(lambda: analyse.report(service, service.settings.lake_dir, key))
+        result = _run(lambda: analyse.report_for(service.settings, service, key))
     if plots is not None:
         from kirana.experiments import plots as charts
 

@@ -34,11 +34,15 @@ def report(
     *,
     now: datetime | None = None,
     conn: Any = None,
+    memory_mb: int | None = None,
+    spill_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The report of experiment ``key`` as of ``now`` (default: the current time).
 
     ``conn`` may be a DuckDB connection that already has an ``events`` view (benchmarks);
-    by default the lake under ``lake_dir`` is opened.
+    by default the lake under ``lake_dir`` is opened, with DuckDB capped at ``memory_mb``
+    and spilling to ``spill_dir`` beyond it (a 10M-user analysis would otherwise hold every
+    user's per-metric values in memory at once).
     """
     now = now or datetime.now(UTC)
     record = service.experiment(key)
@@ -52,6 +56,11 @@ def report(
             rows = SufficientRows({}, 0)
             return build_report(record, metrics, rows, start=start, end=end, analysed_at=now)
         conn = connect(lake_dir)
+        if memory_mb is not None:
+            conn.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+        if spill_dir is not None:
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            conn.execute("SET temp_directory = ?", [str(spill_dir)])
     try:
         rows = query_sufficient_stats(
             conn,
@@ -67,4 +76,15 @@ def report(
     return build_report(record, metrics, rows, start=start, end=end, analysed_at=now)
 
 
-__all__ = ["analysis_window", "report"]
+def report_for(settings: Any, service: ExperimentService, key: str) -> dict[str, Any]:
+    """:func:`report` with the lake, memory cap and spill directory the settings choose."""
+    return report(
+        service,
+        settings.lake_dir,
+        key,
+        memory_mb=settings.experiments.analysis_memory_mb,
+        spill_dir=settings.state_dir / "duckdb-tmp",
+    )
+
+
+__all__ = ["analysis_window", "report", "report_for"]

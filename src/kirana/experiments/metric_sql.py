@@ -29,6 +29,7 @@ from kirana.experiments.exposures import EXPOSURE_EVENT
 from kirana.experiments.metrics import Metric
 
 RETURNING_DAYS = 30
+_ONE = "1::DOUBLE"  # a bare 1.0 is DECIMAL in DuckDB, and DECIMAL sums are 128-bit: slower
 GROUP_COLUMNS = ("variation", "day", "platform", "is_returning")
 
 
@@ -46,17 +47,29 @@ def _json_path(path: str) -> str:
     return _lit("$" + "".join(f'."{part}"' for part in path.split(".")))
 
 
-def _prop_number(paths: Sequence[str]) -> str:
-    parts = [
-        f"TRY_CAST(json_extract_string(f.properties, {_json_path(p)}) AS DOUBLE)" for p in paths
-    ]
-    return f"coalesce({', '.join(parts)}, 0.0)" if len(parts) > 1 else f"coalesce({parts[0]}, 0.0)"
+def property_paths(metrics: Sequence[Metric]) -> dict[str, int]:
+    """Every property path the metrics read, numbered from 1: the query parses each event's
+    properties once into a list (``f.pv``) instead of once per metric."""
+    paths: dict[str, int] = {}
+    for m in metrics:
+        for path in (*m.value_paths, *m.denominator_paths, *(m.filter or {})):
+            paths.setdefault(path, len(paths) + 1)
+    return paths
 
 
-def _filter(metric: Metric) -> str:
+def _prop_number(paths: Sequence[str], index: dict[str, int]) -> str:
+    parts = [f"TRY_CAST(f.pv[{index[p]}] AS DOUBLE)" for p in paths]
+    return (
+        f"coalesce({', '.join(parts)}, 0::DOUBLE)"
+        if len(parts) > 1
+        else f"coalesce({parts[0]}, 0::DOUBLE)"
+    )
+
+
+def _filter(metric: Metric, index: dict[str, int]) -> str:
     conds = []
     for path, want in (metric.filter or {}).items():
-        got = f"json_extract_string(f.properties, {_json_path(path)})"
+        got = f"f.pv[{index[path]}]"
         if isinstance(want, bool):
             conds.append(f"{got} = {_lit('true' if want else 'false')}")
         elif isinstance(want, int | float):
@@ -85,33 +98,35 @@ class MetricColumns:
         return f"d{self.i}"
 
 
-def _per_unit(metric: Metric, col: MetricColumns, cuped: bool) -> list[str]:
+def _per_unit(metric: Metric, col: MetricColumns, cuped: bool, index: dict[str, int]) -> list[str]:
     """Per-unit aggregate expressions (post value, pre value, ratio denominator)."""
     window = round(metric.window_hours * 3600e6)
     post = f"f.ts >= u.first_at AND f.ts < u.first_at + to_microseconds({window}) AND f.ts < $end"
     pre = "f.ts >= u.first_at - to_microseconds($lookback_us) AND f.ts < u.first_at"
-    match = f"f.event = {_lit(metric.event)}{_filter(metric)}"
+    match = f"f.event = {_lit(metric.event)}{_filter(metric, index)}"
     if metric.type == "binomial":
-        value, agg = "1.0", "max"
+        value, agg = _ONE, "max"
     elif metric.type == "count":
-        value, agg = "1.0", "sum"
+        value, agg = _ONE, "sum"
     else:
-        value, agg = _prop_number(metric.value_paths), "sum"
-    out = [f"coalesce({agg}(CASE WHEN {match} AND {post} THEN {value} END), 0.0) AS {col.post}"]
+        value, agg = _prop_number(metric.value_paths, index), "sum"
+    out = [
+        f"coalesce({agg}(CASE WHEN {match} AND {post} THEN {value} END), 0::DOUBLE) AS {col.post}"
+    ]
     if cuped:
         out.append(
-            f"coalesce({agg}(CASE WHEN {match} AND {pre} THEN {value} END), 0.0) AS {col.pre}"
+            f"coalesce({agg}(CASE WHEN {match} AND {pre} THEN {value} END), 0::DOUBLE) AS {col.pre}"
         )
     if metric.type == "ratio":
         assert metric.denominator_event is not None
         den_value = (
-            _prop_number(metric.denominator_paths)
+            _prop_number(metric.denominator_paths, index)
             if metric.denominator_value is not None
-            else "1.0"
+            else _ONE
         )
         den_match = f"f.event = {_lit(metric.denominator_event)}"
         out.append(
-            f"coalesce(sum(CASE WHEN {den_match} AND {post} THEN {den_value} END), 0.0) "
+            f"coalesce(sum(CASE WHEN {den_match} AND {post} THEN {den_value} END), 0::DOUBLE) "
             f"AS {col.den}"
         )
     return out
@@ -129,7 +144,7 @@ def _capped(metric: Metric, col: MetricColumns, cuped: bool) -> tuple[list[str],
     bound = f"caps.c{col.i}"
     percentile = (
         f"coalesce(quantile_cont({col.post}, {_num(cap.value)}) "
-        f"FILTER (WHERE {col.post} > 0), 0.0) AS c{col.i}"
+        f"FILTER (WHERE {col.post} > 0), 0::DOUBLE) AS c{col.i}"
     )
     # A unit with no non-zero values leaves the cap at 0; then nothing is capped.
     capped = [f"CASE WHEN {bound} > 0 THEN least({n}, {bound}) ELSE {n} END AS {n}" for n in names]
@@ -161,9 +176,10 @@ def sufficient_stats_sql(metrics: Sequence[Metric], lookback_days: float) -> str
     ``variation IS NULL`` row, how many units were left out for multiple variations."""
     cols = [MetricColumns(i) for i in range(len(metrics))]
     cuped = [uses_cuped(m, lookback_days) for m in metrics]
+    index = property_paths(metrics)
     per_unit, capped, sums, percentiles = [], [], [], []
     for metric, col, c in zip(metrics, cols, cuped, strict=True):
-        per_unit += _per_unit(metric, col, c)
+        per_unit += _per_unit(metric, col, c, index)
         exprs, pct = _capped(metric, col, c)
         capped += exprs
         if pct:
@@ -175,9 +191,14 @@ def sufficient_stats_sql(metrics: Sequence[Metric], lookback_days: float) -> str
         "coalesce(json_extract_string(context, '$.device.type'), "
         "json_extract_string(context, '$.os.name'), 'unknown')"
     )
+    pv = (
+        f"json_extract_string(e.properties, [{', '.join(_json_path(p) for p in index)}])"
+        if index
+        else "NULL::VARCHAR[]"
+    )
     history_us = f"greatest($lookback_us, {RETURNING_DAYS * 86_400_000_000})"
     return f"""
-WITH exposed AS (
+WITH exposed AS MATERIALIZED (
     SELECT coalesce(user_id, anonymous_id) AS unit,
            min(timestamp) AS first_at,
            arg_min(json_extract_string(properties, '$.variation_id'), timestamp) AS variation,
@@ -192,7 +213,7 @@ WITH exposed AS (
 ),
 units AS (SELECT * FROM exposed WHERE variations = 1),
 facts AS (
-    SELECT coalesce(e.user_id, e.anonymous_id) AS unit, e.event, e.properties,
+    SELECT coalesce(e.user_id, e.anonymous_id) AS unit, e.event, {pv} AS pv,
            e.timestamp AS ts
     FROM events e
     WHERE e.timestamp >= $start - to_microseconds({history_us})
@@ -201,13 +222,13 @@ facts AS (
       AND coalesce(e.user_id, e.anonymous_id) IN (SELECT unit FROM units)
 ),
 per_unit AS MATERIALIZED (
-    SELECT u.unit, u.variation, CAST(u.first_at AS DATE) AS day, u.platform,
+    SELECT u.unit, any_value(u.variation) AS variation,
+           CAST(any_value(u.first_at) AS DATE) AS day, any_value(u.platform) AS platform,
            coalesce(bool_or(f.ts < u.first_at
                             AND f.ts >= u.first_at - to_microseconds({history_us})), false)
-             AS is_returning,
-           {", ".join(per_unit)}
+             AS is_returning{"".join(", " + e for e in per_unit)}
     FROM units u LEFT JOIN facts f ON f.unit = u.unit
-    GROUP BY u.unit, u.variation, u.first_at, u.platform
+    GROUP BY u.unit
 ){caps_cte},
 capped AS (
     SELECT variation, day, platform, is_returning{"".join(", " + e for e in capped)}

@@ -47,7 +47,7 @@ class Metric(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """A metric definition; see the module docstring and ``docs/experiments.md``."""
 
     key: str
-    type: MetricType
+    type: str
     event: str
     name: str = ""
     value: str | tuple[str, ...] | None = None
@@ -144,6 +144,13 @@ def parse_metric(data: Mapping[str, Any]) -> Metric:
     """Build a :class:`Metric` from its JSON form; errors name the field and the rule."""
     key = data.get("key") if isinstance(data, Mapping) else None
     where = f"metric {key!r}" if key is not None else "metric"
+    if isinstance(data, Mapping):
+        known = Metric.__struct_fields__
+        for name in data:
+            if name not in known:
+                raise ExperimentDefinitionError(
+                    where, str(name), f"unknown field (expected one of: {', '.join(known)})"
+                )
     return convert(data, Metric, where)
 
 

@@ -56,7 +56,7 @@ class _Groups:
             keep &= mask
         k = len(self.variations)
         return {
-            name: np.bincount(self.var_index[keep], weights=col[keep], minlength=k)
+            name: np.bincount(self.var_index[keep], weights=col[keep], minlength=k).astype(float)
             for name, col in self.cols.items()
         }
 

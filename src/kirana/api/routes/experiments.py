@@ -218,7 +218,7 @@ class _ReportCache:
         if hit and not refresh and time.monotonic() - hit[0] < REPORT_TTL_SECONDS:
             return hit[1]
         service = _exp(platform).service
-        report = _call(lambda: analyse.report(service, platform.settings.lake_dir, key))
+        report = _call(lambda: analyse.report_for(platform.settings, service, key))
         with self._lock:
             self._items[key] = (time.monotonic(), report)
         return report
