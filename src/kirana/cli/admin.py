@@ -47,14 +47,22 @@ def sources_create(
 
 @sources_app.command("list")
 def sources_list(data_dir: DataDir = None) -> None:
-    """List sources with their write keys."""
+    """List sources: event sources with their write keys, then replication sources."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "id", "write key", "created")
+    from kirana.cli.replication import replication_rows
+
+    table = Table("name", "id", "write key", "created", title="event sources")
     for s in _store(data_dir).list_sources():
         table.add_row(s.name, s.id, s.write_key, s.created_at.isoformat(timespec="seconds"))
     Console().print(table)
+    replicated = replication_rows(data_dir)
+    if replicated:
+        table = Table("name", "kind", "from", "tables", title="replication sources")
+        for row in replicated:
+            table.add_row(*row)
+        Console().print(table)
 
 
 @tokens_app.command("create")
