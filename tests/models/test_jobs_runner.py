@@ -234,3 +234,12 @@ def test_published_lists_keep_rank_order(tmp_path_factory, rows) -> None:
     for key, items in ranked.items():
         assert store.recommendations("w", key) == items
     store.close()
+
+
+def test_a_run_whose_process_died_is_marked_interrupted(data: Settings) -> None:
+    runner = JobRunner(data)
+    crashed = runner.registry.start("popular", "embedded", {"k": 5}, output="popular")
+    assert runner.registry.get(crashed).status == "running"  # what a kill -9 leaves behind
+    assert runner.run("popular").status == "succeeded"
+    after = runner.registry.get(crashed)
+    assert after.status == "failed" and after.error.startswith("interrupted")

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kirana.identity.store_segments import identifier_digest
 
@@ -83,21 +82,30 @@ def trait_names(horizon_days: int) -> dict[str, str]:
     }
 
 
-def profile_ids(store: SQLProfileStore, user_ids: list[str]) -> list[str | None]:
-    """The canonical profile of each lake customer id (None when the graph does not know it)."""
-    identities = store.export_identities()
-    lookup: dict[tuple[str, str], str] = dict(
-        zip(
-            zip(
-                identities.column("id_type").to_pylist(),
-                identities.column("id_value").to_pylist(),
-                strict=True,
-            ),
-            identities.column("profile_id").to_pylist(),
-            strict=True,
-        )
-    )
-    return [lookup.get(("user_id", u)) or lookup.get(("anonymous_id", u)) for u in user_ids]
+_MAPPED = """
+CREATE TEMP TABLE mapped AS
+SELECT p.*, coalesce(u.profile_id, a.profile_id) AS profile_id
+FROM predictions p
+LEFT JOIN identities u ON u.id_type = 'user_id' AND u.id_value = p.user_id
+LEFT JOIN identities a ON a.id_type = 'anonymous_id' AND a.id_value = p.user_id
+"""
+_BEST = """
+SELECT * FROM mapped WHERE profile_id IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY profile_id ORDER BY orders DESC, last_order_date DESC, user_id) = 1
+"""
+
+
+def best_per_profile(store: SQLProfileStore, predictions: pa.Table) -> tuple[pa.Table, int]:
+    """(one row per profile with its ``profile_id``, how many customers no profile holds)."""
+    import duckdb
+
+    conn = duckdb.connect()
+    conn.register("identities", store.export_identities())
+    conn.register("predictions", predictions)
+    conn.execute(_MAPPED)
+    [(unmatched,)] = conn.sql("SELECT count(*) FROM mapped WHERE profile_id IS NULL").fetchall()
+    return conn.sql(_BEST).to_arrow_table(), int(unmatched)
 
 
 def publish_traits(store: SQLProfileStore, table: pa.Table, *, horizon_days: int) -> dict[str, int]:
@@ -107,25 +115,19 @@ def publish_traits(store: SQLProfileStore, table: pa.Table, *, horizon_days: int
     if clash:
         raise PublishError(
             f"computed trait definition(s) {sorted(clash)} use the names of buying-pattern "
-            "predictions; rename or delete them (`kirana traits delete NAME`)"
+            "predictions; rename or delete them (DELETE /v1/computed-traits/NAME)"
         )
-    profiles = profile_ids(store, table.column("user_id").to_pylist())
-    mapped = table.append_column("profile_id", pa.array(profiles, pa.string()))
-    mapped = mapped.filter(pc.is_valid(mapped.column("profile_id")))
-    # the longest history first, so the first row seen per profile is the one kept
-    mapped = mapped.sort_by([("orders", "descending"), ("last_order_date", "descending")])
-    best: dict[str, dict[str, Any]] = {}
-    for row in mapped.to_pylist():
-        best.setdefault(row["profile_id"], row)
+    best, unmatched = best_per_profile(store, table)
+    profiles = best.column("profile_id").to_pylist()
     with store.transaction():
         for column, name in names.items():
             values = [
-                (pid, json.dumps(_value(row[column])))
-                for pid, row in best.items()
-                if row[column] is not None
+                (pid, json.dumps(_value(v)))
+                for pid, v in zip(profiles, best.column(column).to_pylist(), strict=True)
+                if v is not None
             ]
             store.replace_computed_values(name, values, None)
-    return {"profiles": len(best), "unmatched": table.num_rows - mapped.num_rows}
+    return {"profiles": best.num_rows, "unmatched": unmatched}
 
 
 def _value(value: Any) -> Any:

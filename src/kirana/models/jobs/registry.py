@@ -108,6 +108,18 @@ class RunRegistry:
             )
         return run_id
 
+    def interrupt_running(self, job: str) -> int:
+        """Mark ``job``'s ``running`` rows failed: call it holding the job's lock, when no
+        run of the job can still be alive (its process died: the OS released the lock)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, "
+                "error = 'interrupted: the process running it stopped' "
+                "WHERE job = ? AND status = 'running'",
+                (_now(), job),
+            )
+        return cur.rowcount
+
     def set_data_version(self, run_id: str, data_version: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute(

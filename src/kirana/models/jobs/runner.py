@@ -72,6 +72,7 @@ class JobRunner:
         models = self.settings.models
         engine_name = self.engine.name if self.engine is not None else engine or models.engine
         with job_lock(self.settings.state_dir / "jobs", spec.name, "a run"):
+            self.registry.interrupt_running(spec.name)
             params = spec.parameters(models)
             run_id = self.registry.start(spec.name, engine_name, params, output=spec.output)
             started = time.perf_counter()
@@ -201,6 +202,7 @@ class JobRunner:
         if target.output_version is None:
             raise RollbackError(f"run {to_run!r} wrote no output version")
         with job_lock(self.settings.state_dir / "jobs", spec.name, f"rollback to {to_run}"):
+            self.registry.interrupt_running(spec.name)
             params = {"to_run": to_run, "to_version": target.output_version}
             run_id = self.registry.start(
                 spec.name,
