@@ -118,6 +118,8 @@ def _requests(
     names = [v.key for v in record.experiment.variations]
     settings = _settings(record)
     ok, errors = [], {}
+    if "n" not in t or not t["n"].sum():
+        return [], {m.key: "no exposures yet" for m in metrics}
     for i, metric in enumerate(metrics):
         cuped = uses_cuped(metric, record.analysis.lookback_days)
         kind, variations = _variation_entries(metric, MetricColumns(i), cuped, t, names)
