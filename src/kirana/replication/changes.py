@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 OP = "_kirana_op"
 SEQ = "_kirana_seq"
@@ -70,25 +70,28 @@ def newest_per_key(changes: pa.Table, spec: TableSpec) -> pa.Table:
     """The newest change per key (by precombine, then position, then arrival order).
 
     Merging needs one source row per key; this is the row the rules say wins.
+    Sorts by key then version and keeps the last row of each key's run.
     """
-    if changes.num_rows == 0:
+    rows = changes.num_rows
+    if rows <= 1:
         return changes
-    order = [f"{quote(SEQ)} DESC", "__arrival DESC"]
+    numbered = changes.append_column("__arrival", pa.array(range(rows), pa.int64()))
+    order = [(k, "ascending", "at_start") for k in spec.key]
     if spec.precombine:
-        order.insert(0, f"{quote(spec.precombine)} DESC NULLS LAST")
-    keys = ", ".join(quote(k) for k in spec.key)
-    conn = duckdb.connect()
-    try:
-        numbered = changes.append_column("__arrival", pa.array(range(changes.num_rows), pa.int64()))
-        conn.register("changes", numbered)
-        result = conn.sql(
-            f"SELECT * EXCLUDE (__arrival) FROM changes "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {', '.join(order)}) = 1 "
-            f"ORDER BY {quote(SEQ)}, __arrival"
-        ).to_arrow_table()
-    finally:
-        conn.close()
-    return result.cast(changes.schema)
+        order.append((spec.precombine, "ascending", "at_start"))  # a null version is the oldest
+    order += [(SEQ, "ascending", "at_start"), ("__arrival", "ascending", "at_start")]
+    ordered = numbered.take(pc.sort_indices(numbered, sort_keys=order))
+    differs = None
+    for key in spec.key:
+        column = ordered.column(key).combine_chunks()
+        step = pc.not_equal(column.slice(0, rows - 1), column.slice(1))
+        differs = step if differs is None else pc.or_(differs, step)
+    last = pa.concat_arrays([differs, pa.array([True])])
+    kept = ordered.filter(last)
+    kept = kept.take(
+        pc.sort_indices(kept, sort_keys=[(SEQ, "ascending"), ("__arrival", "ascending")])
+    )
+    return kept.drop_columns(["__arrival"])
 
 
 def newer_than(spec: TableSpec, new: str = "s", old: str = "t") -> str:
