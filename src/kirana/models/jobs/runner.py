@@ -122,8 +122,15 @@ class JobRunner:
         step("publishing")
         try:
             metrics["published"] = self._publish(spec, table, run_id)
-        except Exception:
-            self._undo_write(spec.output, previous, run_id)
+        except Exception as exc:
+            try:
+                self._undo_write(spec.output, previous, run_id)
+            except Exception as undo:
+                raise RuntimeError(
+                    f"publishing failed ({exc}) and restoring {outputs.table_name(spec.output)} "
+                    f"to version {previous} failed too ({undo}): roll it back with "
+                    f"`kirana jobs rollback {spec.output} --to <the last good run>`"
+                ) from exc
             raise
         self._vacuum(spec.output)
         return metrics, version
