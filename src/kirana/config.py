@@ -100,6 +100,9 @@ class ModelSettings(BaseModel):
     """Frequently bought together: least number of orders holding the pair."""
     horizon_days: int = Field(30, ge=1, le=3650)
     """Buying patterns: predict orders over this many days."""
+    extra_order_tables: list[str] = []
+    """Lake tables of order lines to add to the events' orders (e.g. replicated from a
+    shop database): columns user_id, order_id, order_time, product_id[, amount]."""
     evaluate: bool = True
     """Also score each recommender on a last-order holdout (refits it once more)."""
     output_retention_days: float = Field(30, ge=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -185,3 +186,32 @@ def test_amounts_orders_and_versions(tmp_path: Path) -> None:
 def test_no_lake_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(lake_orders.NoOrders, match="load events first"):
         lake_orders.connect(OrdersSource(tmp_path / "lake"))
+
+
+def test_replicated_order_tables_join_the_events(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    load_lake(tmp_path, [_order("m1", "u1", "o1", 1, total=10.0, products=[{"product_id": "a"}])])
+    shop = pa.table(
+        {
+            "user_id": ["u1", "u1", "u1", "u2"],
+            "order_id": ["o1", "o9", "o9", "o8"],  # o1 is also an event: the event wins
+            "order_time": pa.array(
+                [datetime(2025, 6, d, tzinfo=UTC) for d in (1, 9, 9, 8)], pa.timestamp("us", "UTC")
+            ),
+            "product_id": [7, 8, 9, 8],
+            "amount": [99.0, 1.5, 2.0, 4.0],
+        }
+    )
+    write_deltalake(tmp_path / "lake" / "shop_order_lines", shop)
+    source = OrdersSource(tmp_path / "lake", extra_tables=("shop_order_lines",))
+    conn = lake_orders.connect(source)
+    tx = {
+        (t["customer_id"], t["order_id"]): t["amount"]
+        for t in lake_orders.transactions(conn).to_pylist()
+    }
+    assert tx == {("u1", "o1"): 10.0, ("u1", "o9"): 3.5, ("u2", "o8"): 4.0}
+    lines = {(r["order_id"], r["product_id"]) for r in lake_orders.order_lines(conn).to_pylist()}
+    assert lines == {("o1", "a"), ("o9", "8"), ("o9", "9"), ("o8", "8")}
+    with pytest.raises(lake_orders.NoOrders, match="extra order table 'nope'"):
+        lake_orders.connect(OrdersSource(tmp_path / "lake", extra_tables=("nope",)))

@@ -243,3 +243,26 @@ def test_a_run_whose_process_died_is_marked_interrupted(data: Settings) -> None:
     assert runner.run("popular").status == "succeeded"
     after = runner.registry.get(crashed)
     assert after.status == "failed" and after.error.startswith("interrupted")
+
+
+def test_extra_order_tables_are_read_and_versioned(data: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from deltalake import write_deltalake
+
+    time = pa.array([datetime(2025, 12, 30, tzinfo=UTC)] * 3, pa.timestamp("us", "UTC"))
+    shop = pa.table(
+        {
+            "user_id": ["s1"] * 3,
+            "order_id": ["x", "y", "z"],
+            "order_time": time,
+            "product_id": ["only-in-the-shop-db"] * 3,
+        }
+    )
+    write_deltalake(data.lake_dir / "shop_order_lines", shop)
+    write_deltalake(data.lake_dir / "shop_order_lines", shop, mode="overwrite")
+    data.models.extra_order_tables = ["shop_order_lines"]
+    run = JobRunner(data).run("buy_again")
+    assert run.status == "succeeded", run.error
+    assert run.data_version["shop_order_lines"] == 1
+    assert _lake_list(data, "s1") == ["only-in-the-shop-db"]

@@ -28,7 +28,7 @@ def _settings(data_dir, **models: Any):
     return settings
 
 
-def _runner(settings, extra_tables: tuple[str, ...] = ()):
+def _runner(settings, extra_tables: tuple[str, ...] | None = None):
     from kirana.models.jobs.runner import JobRunner
 
     return JobRunner(settings, extra_tables=extra_tables)
@@ -69,7 +69,7 @@ def run(
         list[str] | None,
         typer.Option(
             help="A lake table of order lines to add (user_id, order_id, "
-            "order_time, product_id[, amount]); repeatable."
+            "order_time, product_id[, amount]); repeatable [default: models.extra_order_tables]."
         ),
     ] = None,
     format: Format = "text",
@@ -89,7 +89,7 @@ def run(
     if name != "all" and name not in JOBS:
         raise fail(str(UnknownJob(f"no job named {name!r}; jobs: {', '.join(JOBS)} (or `all`)")))
     settings = _settings(data_dir, k=k, evaluate=evaluate)
-    runner = _runner(settings, tuple(extra_table or ()))
+    runner = _runner(settings, tuple(extra_table) if extra_table else None)
     results = []
     try:
         with Progress(

@@ -47,17 +47,23 @@ class RollbackError(ValueError):
 
 
 class JobRunner:
-    """Runs jobs of one data dir. ``engine`` (any `ModelEngine`) overrides ``models.engine``."""
+    """Runs jobs of one data dir.
+
+    ``engine`` (any `ModelEngine`) overrides ``models.engine``; ``extra_tables`` overrides
+    ``models.extra_order_tables``.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
         engine: ModelEngine | None = None,
-        extra_tables: tuple[str, ...] = (),
+        extra_tables: tuple[str, ...] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        if extra_tables is None:
+            extra_tables = tuple(settings.models.extra_order_tables)
         self.extra_tables = extra_tables
         self.registry = RunRegistry(registry_path(settings.state_dir))
 
