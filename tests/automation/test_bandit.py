@@ -169,3 +169,25 @@ def test_propensities_can_be_skipped_when_nothing_is_logged() -> None:
     r = ThompsonPolicy().rank(arms, RankContext(propensities=False), np.random.default_rng(0))
     assert r.order[0] == "new" and len(r.propensities) == 4
     assert all(math.isnan(p) for p in r.propensities)
+
+
+def test_propensity_cache_reports_the_frequencies_it_realises() -> None:
+    """With the cache (serving), propensities are looked up once per distribution and still
+    match how often each arm lands in each slot."""
+    arms = [Arm(f"a{i}", clicks=4 + 2 * i, impressions=100, shown=100) for i in range(5)]
+    context = RankContext(limit=3, affinities={"a0": 0.8})
+    policy = ThompsonPolicy(n_draws=20_000, cache_size=64)
+    rng = np.random.default_rng(5)
+    seen: dict[tuple[int, str], list[float]] = {}
+    runs = 4000
+    for _ in range(runs):
+        ranking = policy.rank(arms, context, rng)
+        for pos, (key, p) in enumerate(zip(ranking.order, ranking.propensities, strict=True)):
+            seen.setdefault((pos, key), []).append(p)
+    for (pos, key), reported in seen.items():
+        assert len(set(reported)) == 1  # computed once, then looked up
+        assert reported[0] == pytest.approx(len(reported) / runs, abs=0.03), (pos, key)
+    a, b = policy._params(arms)
+    m = np.array([1.4, 1, 1, 1, 1])
+    assert seen[(0, "a4")][0] == pytest.approx(first_probability(a, b, m, 4), abs=1e-12)
+    assert len(policy._cache) <= 1 + len(arms)  # one frequency table, one exact value per arm

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from scipy import special
@@ -41,6 +42,7 @@ from scipy import special
 from kirana.automation.rules import place_pinned
 from kirana.automation.stats import Counts
 
+T = TypeVar("T")
 MIN_PROPENSITY = 1e-6
 _TAIL = 1e-9
 
@@ -102,11 +104,34 @@ class RankingPolicy(ABC):
     ``limit`` (:func:`~kirana.automation.rules.place_pinned`).
     """
 
-    def __init__(self, *, burn_in: float = 10, n_draws: int = 200) -> None:
-        if burn_in < 0 or n_draws < 1:
-            raise ValueError("burn_in must be >= 0 and n_draws >= 1")
+    def __init__(self, *, burn_in: float = 10, n_draws: int = 200, cache_size: int = 0) -> None:
+        if burn_in < 0 or n_draws < 1 or cache_size < 0:
+            raise ValueError("burn_in must be >= 0, n_draws >= 1 and cache_size >= 0")
         self.burn_in = burn_in
         self.n_draws = n_draws
+        self.cache_size = cache_size
+        self._cache: dict[tuple, object] = {}
+
+    def _cache_key(self, arms: Sequence[Arm], context: RankContext) -> tuple | None:
+        """What the ranking distribution of ``arms`` depends on, for the propensity cache
+        (``None``: not cacheable). Subclasses whose scores depend only on per-arm parameters
+        return those parameters, suitably rounded."""
+        return None
+
+    def _cached(self, key: tuple, compute: Callable[[], T]) -> T:
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            hit = self._cache[key] = compute()
+        return hit  # type: ignore[return-value]
+
+    def _position_counts(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, slots: int
+    ) -> np.ndarray:
+        """``counts[pos, i]``: how often arm i came at ``pos`` in ``n_draws`` rankings."""
+        ranks = _rank_rows(self._scores(arms, context, rng, self.n_draws), rng)[:, :slots]
+        return np.stack([np.bincount(ranks[:, pos], minlength=len(arms)) for pos in range(slots)])
 
     @abstractmethod
     def _scores(
@@ -142,7 +167,18 @@ class RankingPolicy(ABC):
         props = [1.0 / len(fresh) for _ in order]
         if n_learnt:
             estimate = context.propensities and n_learnt > self.exact_slots
-            draws = 1 + self.n_draws if estimate else 1
+            key = (
+                self._cache_key(learnt, context)
+                if self.cache_size and context.propensities
+                else None
+            )
+            counts = None
+            if estimate and key is not None:  # Monte-Carlo frequencies, once per distribution
+                counts = self._cached(
+                    ("counts", n_learnt, key),
+                    lambda: self._position_counts(learnt, context, rng, n_learnt),
+                )
+            draws = 1 + self.n_draws if estimate and counts is None else 1
             ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
             chosen = ranks[0, :n_learnt]  # row 0 is the realised ranking
             order += [learnt[i] for i in chosen]
@@ -150,7 +186,17 @@ class RankingPolicy(ABC):
                 if not context.propensities:
                     props.append(math.nan)
                     continue
-                p = self._exact_propensity(learnt, context, pos, int(idx))
+                if key is not None and pos < self.exact_slots:
+                    p = self._cached(
+                        ("exact", pos, int(idx), key),
+                        lambda pos=pos, idx=idx: self._exact_propensity(
+                            learnt, context, pos, int(idx)
+                        ),
+                    )
+                else:
+                    p = self._exact_propensity(learnt, context, pos, int(idx))
+                if p is None and counts is not None:  # (1 + hits) / (1 + draws), never 0
+                    p = (1.0 + float(counts[pos, idx])) / (1 + self.n_draws)
                 props.append(float(np.mean(ranks[:, pos] == idx)) if p is None else p)
         if context.propensities:
             props = [min(1.0, max(MIN_PROPENSITY, p)) for p in props]
@@ -197,8 +243,9 @@ class ThompsonPolicy(RankingPolicy):
         burn_in: float = 10,
         n_draws: int = 200,
         quadrature_nodes: int = 256,
+        cache_size: int = 0,
     ) -> None:
-        super().__init__(burn_in=burn_in, n_draws=n_draws)
+        super().__init__(burn_in=burn_in, n_draws=n_draws, cache_size=cache_size)
         if not (prior_a > 0 and prior_b > 0) or affinity_weight < 0:
             raise ValueError("priors must be positive and affinity_weight non-negative")
         self.prior_a, self.prior_b = prior_a, prior_b
@@ -220,6 +267,20 @@ class ThompsonPolicy(RankingPolicy):
                 (self.prior_a + self.prior_b) * (1 - mean),
             )
         return a0 + clicks, b0 + misses
+
+    def _cache_key(self, arms: Sequence[Arm], context: RankContext) -> tuple | None:
+        """Posterior parameters to 0.1 % (3 decimals on a log scale) and the affinity factors.
+
+        Parameters that close give propensities within about 0.1 % of each other, while new
+        feedback changes them by more within seconds, so the cache follows the statistics.
+        """
+        ab = [self.posterior(arm) for arm in arms]
+        w, aff = self.affinity_weight, context.affinities
+        return (
+            tuple(round(math.log(a), 3) for a, _ in ab),
+            tuple(round(math.log(b), 3) for _, b in ab),
+            tuple(round(1.0 + w * float(aff.get(arm.key, 0.0)), 6) for arm in arms),
+        )
 
     def _params(self, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
         ab = np.array([self.posterior(a) for a in arms], dtype=float).reshape(-1, 2)

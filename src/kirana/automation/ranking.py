@@ -92,7 +92,7 @@ def parse_tracking_id(value: str) -> tuple[str, int, int]:
 
 
 def _arm(
-    stats: FeedbackStats, placement: str, arm: str, segment: str, now: datetime, epoch: Epoch
+    stats: FeedbackStats, placement: str, arm: str, segment: str, now: float, epoch: Epoch
 ) -> Arm:
     seg = stats.counts(StatsKey(placement, arm, segment), now, epoch=epoch)
     if segment == POOLED_SEGMENT:
@@ -112,14 +112,22 @@ def rank_placement(
     policy: RankingPolicy | None = None,
     eviction: EvictionRule | None = None,
     decision_id: str | None = None,
+    evicted_arms: frozenset[str] | None = None,
 ) -> Decision:
-    """Choose and order the widgets and items ``user`` sees at ``placement`` now."""
+    """Choose and order the widgets and items ``user`` sees at ``placement`` now.
+
+    ``evicted_arms`` lets a server pass the eviction verdicts it keeps per segment instead of
+    reviewing every arm on every request (they change only when the statistics do).
+    """
     if now.utcoffset() is None:
         raise ValueError("now: must include a UTC offset")
     policy = policy or ThompsonPolicy()
     segment = user.stats_segment
     decision_id = decision_id or rng.bytes(8).hex()
-    gone = evicted(review(placement, stats, segment, now, eviction))
+    if evicted_arms is None:
+        evicted_arms = evicted(review(placement, stats, segment, now, eviction))
+    gone = evicted_arms
+    t = now.timestamp()
 
     kept: dict[str, rules.Candidate] = {}
     for cand in rules.candidates(placement, user, now):
@@ -133,7 +141,7 @@ def rank_placement(
             cand = rules.Candidate(w, items=items)
         kept[w.key] = cand
 
-    arms = [_arm(stats, placement.key, k, segment, now, c.widget.epoch) for k, c in kept.items()]
+    arms = [_arm(stats, placement.key, k, segment, t, c.widget.epoch) for k, c in kept.items()]
     context = RankContext(
         limit=placement.max_widgets,
         affinities={k: user.affinities[k] for k in kept if k in user.affinities},
@@ -150,7 +158,7 @@ def rank_placement(
         if cand.items:
             by_arm = {item_arm(w.key, i.key): i for i in cand.items}
             item_ranking = policy.rank(
-                [_arm(stats, placement.key, a, segment, now, i.epoch) for a, i in by_arm.items()],
+                [_arm(stats, placement.key, a, segment, t, i.epoch) for a, i in by_arm.items()],
                 RankContext(
                     limit=w.max_items,
                     affinities={

@@ -28,13 +28,13 @@ import numpy as np
 
 from kirana.automation.affinity import affinities, user_tags
 from kirana.automation.bandit import PopularityPolicy, RankingPolicy, ThompsonPolicy, UniformPolicy
-from kirana.automation.eviction import EvictionRule
+from kirana.automation.eviction import EvictionRule, evicted, review
 from kirana.automation.ranking import Decision, rank_placement
 from kirana.automation.rules import UserContext
 from kirana.automation.specs import CompiledPlacement
 from kirana.automation.tracking import TrackingToken, encode_token
 from kirana.config import AutomationSettings
-from kirana.serving.caches import ContentCache, RecommendationCache, StatsCache
+from kirana.serving.caches import ContentCache, CountsView, RecommendationCache, StatsCache
 from kirana.serving.decision_log import LoggedRow
 from kirana.serving.feedback_store import FeedbackStore
 from kirana.serving.profiles import ProfileReader, ResolvedUser
@@ -43,6 +43,8 @@ from kirana.serving.responses import Assignment, FeedItem, FeedWidget, Personali
 PER_USER = frozenset({"buy_again", "recommended_for_you"})
 FALLS_BACK_TO_POPULAR = frozenset({"recommended_for_you", "popular"})
 POPULAR = "popular"
+PROPENSITY_CACHE = 4096  # ranking distributions whose propensities are kept (per policy)
+VERDICT_SECONDS = 10.0  # eviction verdicts are recomputed at least this often
 
 
 class PlacementNotFound(LookupError):
@@ -66,7 +68,7 @@ class PersonalizeRequest:
 
 def make_policies(settings: AutomationSettings) -> dict[str, RankingPolicy]:
     return {
-        "thompson": ThompsonPolicy(burn_in=settings.burn_in),
+        "thompson": ThompsonPolicy(burn_in=settings.burn_in, cache_size=PROPENSITY_CACHE),
         "popularity": PopularityPolicy(burn_in=settings.burn_in),
         "uniform": UniformPolicy(),
     }
@@ -103,6 +105,8 @@ class PersonalizeService:
             min_impressions=settings.evict_min_impressions,
         )
         self.rng = rng if rng is not None else np.random.default_rng()
+        self._verdicts: dict[tuple, frozenset[str]] = {}
+        self._counts = CountsView(stats)
 
     def personalize(
         self,
@@ -119,8 +123,9 @@ class PersonalizeService:
                 "POST /v1/content/placements or `kirana content placements create`"
             )
         now = now or datetime.now(UTC)
-        user = self.profiles.resolve(request.user_id, request.anonymous_id)
         assign = assigner or self.assigner
+        self.profiles.with_traits = assign is not None  # experiment targeting reads traits
+        user = self.profiles.resolve(request.user_id, request.anonymous_id)
         assignments = tuple(assign(user, request.placement)) if assign else ()
         policy_name = next((a.policy for a in assignments if a.policy), None) or "thompson"
         policy = self.policies.get(policy_name, self.policies["thompson"])
@@ -151,12 +156,13 @@ class PersonalizeService:
             decision = rank_placement(
                 compiled.placement,
                 context,
-                self.stats.stats,
+                self._counts,  # type: ignore[arg-type]  (the reads rank_placement makes)
                 now,
                 self.rng,
                 policy=policy,
                 eviction=self.eviction,
                 decision_id=decision.decision_id,
+                evicted_arms=self._evicted(compiled, segment or "all", now),
             )
         if request.limit is not None and len(decision.widgets) > request.limit:
             decision = msgspec.structs.replace(decision, widgets=decision.widgets[: request.limit])
@@ -174,6 +180,25 @@ class PersonalizeService:
         return self._response(decision, compiled, user, lists, sources, assignments)
 
     # -- inputs --------------------------------------------------------------------
+
+    def _evicted(self, compiled: CompiledPlacement, segment: str, now: datetime) -> frozenset[str]:
+        """Eviction verdicts per placement and segment, recomputed when the statistics or the
+        content change (and every ``VERDICT_SECONDS``, as counts decay)."""
+        assert compiled.placement is not None
+        key = (
+            compiled.spec.key,
+            segment,
+            self.stats.rev,
+            self.content.revision,
+            int(now.timestamp() // VERDICT_SECONDS),
+        )
+        hit = self._verdicts.get(key)
+        if hit is None:
+            if len(self._verdicts) > 10_000:
+                self._verdicts.clear()
+            verdicts = review(compiled.placement, self.stats.stats, segment, now, self.eviction)
+            hit = self._verdicts[key] = evicted(verdicts)
+        return hit
 
     def _segment(self, user: ResolvedUser) -> str | None:
         """The audience whose statistics this user learns from and is ranked by."""

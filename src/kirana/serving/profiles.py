@@ -51,6 +51,8 @@ class ProfileReader:
     """Profile lookups through its own profile-store connection, cached for ``ttl`` seconds."""
 
     def __init__(self, store: SQLProfileStore, ttl: float, max_entries: int = 100_000) -> None:
+        #: read traits too (experiment targeting needs them; ranking does not)
+        self.with_traits = False
         self._store = store
         self._ttl = ttl
         self._max = max_entries
@@ -77,15 +79,20 @@ class ProfileReader:
         profile_id = store.profile_ids([identifier]).get(identifier)
         if profile_id is None:
             return ResolvedUser(user_id, anonymous_id)
-        profile = store.profile_by_id(profile_id)
-        if profile is None:  # merged away between the two reads
-            return ResolvedUser(user_id, anonymous_id)
+        traits: Mapping[str, Any] = {}
+        profile_user_id = user_id
+        if self.with_traits or user_id is None:  # identities and traits: three more reads
+            profile = store.profile_by_id(profile_id)
+            if profile is None:  # merged away between the two reads
+                return ResolvedUser(user_id, anonymous_id)
+            traits = profile.traits
+            profile_user_id = next((v for t, v in profile.identities if t == "user_id"), None)
         return ResolvedUser(
             user_id,
             anonymous_id,
             profile_id,
-            next((v for t, v in profile.identities if t == "user_id"), None),
-            profile.traits,
+            profile_user_id,
+            traits,
             store.computed_values(profile_id),
             frozenset(store.audiences_of(profile_id)),
         )
