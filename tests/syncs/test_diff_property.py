@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kirana.syncs.diff import diff_rows
+from kirana.syncs.runner import record_id
 
 tables = st.dictionaries(
     st.text(min_size=1, max_size=4),
@@ -37,12 +38,20 @@ def test_diff_matches_set_arithmetic(before: dict, after: dict) -> None:
         first = Path(tmp) / "1.parquet"
         diff_rows(conn, arrow(before), "id", {}, None, first)
         result = diff_rows(conn, arrow(after), "id", {}, first, Path(tmp) / "2.parquet")
+        new_only = {k for part in result.iter_changed(only_new=True) for _, k, _ in part}
+        changed = result.changed
+        ids = {k: rid for part in result.iter_changed(id_prefix="s|") for rid, k, _ in part}
+        hashes = dict(conn.execute("SELECT k, h FROM sync_current").fetchall())
+        previous = dict(conn.execute("SELECT k, h FROM sync_previous").fetchall())
     added = {k for k in after if k not in before}
     updated = {k for k in after if k in before and after[k] != before[k]}
     removed = set(before) - set(after)
-    assert {k for k, prev, _, _ in result.changed if prev is None} == added
-    assert {k for k, prev, _, _ in result.changed if prev is not None} == updated
+    for key, rid in ids.items():  # DuckDB and Python derive the same record ids
+        assert rid == record_id("s", key, previous.get(key), hashes[key])
+    assert {k for k, _ in changed} == added | updated
+    assert new_only == added
+    assert (result.added, result.updated) == (len(added), len(updated))
     assert {k for k, _ in result.removed} == removed
     assert result.unchanged == len(after) - len(added) - len(updated)
-    for key, _, _, fields in result.changed:
+    for key, fields in changed:
         assert (fields["n"], fields["tag"]) == after[key] and fields["id"] == key

@@ -18,7 +18,9 @@ from kirana.destinations.config import SegmentForwardSettings
 from kirana.destinations.errors import RetryableError, classify_http
 from kirana.destinations.records import OutboundRecord
 
-_DROP = ("receivedAt", "sourceId")  # the receiver sets its own
+# the receiver sets its own receipt fields; the timestamp is already clock-corrected,
+# so sending sentAt along would make the receiver correct it a second time
+_DROP = ("receivedAt", "sourceId", "sentAt", "originalTimestamp")
 
 
 def as_segment_event(record: OutboundRecord, now: str) -> dict[str, Any]:
@@ -44,7 +46,7 @@ class SegmentForwardDestination:
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         batch = [as_segment_event(r, now) for r in records]
         try:
-            response = self._client.post(self._url, json={"batch": batch, "sentAt": now})
+            response = self._client.post(self._url, json={"batch": batch})
         except httpx.HTTPError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}", outage=True) from exc
         error = classify_http(

@@ -229,6 +229,34 @@ class DeliveryStore:
             )
             return conn.total_changes - before
 
+    def enqueue_json(
+        self,
+        destination: str,
+        action: str,
+        collection: str | None,
+        origin: str,
+        rows: Sequence[tuple[str, str, str]],
+    ) -> int:
+        """Queue entity changes given as ``(record id, key, fields as JSON text)``.
+
+        The bulk path for sync runs: rows come straight from DuckDB, already encoded.
+        """
+        if not rows:
+            return 0
+        now = time.time()
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO queue (destination, record_id, user, key, action, collection, "
+                "data, origin, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (destination, record_id) DO NOTHING",
+                [
+                    (destination, rid, key, key, action, collection, data, origin, now)
+                    for rid, key, data in rows
+                ],
+            )
+            return conn.total_changes - before
+
     # -- deliverers -----------------------------------------------------------------
 
     def acquire_lease(self, destination: str, owner: str, ttl: float) -> bool:

@@ -42,25 +42,29 @@ class Diff:
     _query: str
 
     def iter_changed(
-        self, chunk: int = 10_000
-    ) -> Iterator[list[tuple[str, str | None, str, dict[str, Any]]]]:
-        """Added and changed rows as ``(key, previous hash or None, new hash, fields)``.
+        self, chunk: int = 10_000, *, id_prefix: str = "", only_new: bool = False
+    ) -> Iterator[list[tuple[str, str, str]]]:
+        """Added (and, unless ``only_new``, changed) rows as ``(record id, key, fields JSON)``.
 
-        Read while the connection is open; only ``chunk`` rows are in Python at once.
+        The record id is ``md5(id_prefix + key|previous hash|new hash)``, computed in
+        DuckDB, so the rows go to the queue without a Python step per row. Read while
+        the connection is open; only ``chunk`` rows are in Python at once.
         """
-        if not (self.added or self.updated):
+        if not (self.added or (self.updated and not only_new)):
             return
+        where = "WHERE ch.prev_h IS NULL " if only_new else ""
         self._conn.register("sync_source", self._source)
         try:
-            cursor = self._conn.execute(self._query)
+            cursor = self._conn.execute(self._query.format(where=where), [id_prefix])
             while rows := cursor.fetchmany(chunk):
-                yield [(k, prev, h, _decode(j)) for k, prev, h, j in rows]
+                yield rows
         finally:
             self._conn.unregister("sync_source")
 
     @property
-    def changed(self) -> list[tuple[str, str | None, str, dict[str, Any]]]:
-        return [row for part in self.iter_changed() for row in part]
+    def changed(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(key, fields)`` of added and changed rows, decoded (for small diffs and tests)."""
+        return [(k, _decode(j)) for part in self.iter_changed() for _, k, j in part]
 
 
 def diff_rows(
@@ -121,9 +125,10 @@ def diff_rows(
     ).fetchall()
     qualified = ", ".join(f"{_q(out)} := s.{_q(col)}" for out, col in fields.items())
     changed_query = (
-        f"SELECT ch.k, ch.prev_h, ch.h, to_json(struct_pack({qualified}))::VARCHAR "
+        "SELECT md5($1 || ch.k || '|' || coalesce(ch.prev_h, '') || '|' || ch.h), ch.k, "
+        f"to_json(struct_pack({qualified}))::VARCHAR "
         f"FROM sync_changed ch JOIN sync_source s ON CAST(s.{_q(key)} AS VARCHAR) = ch.k "
-        "ORDER BY ch.k"
+        "{where}ORDER BY ch.k"
     )
     snapshot_sql = "SELECT k, h FROM sync_current"
     if keep_removed:

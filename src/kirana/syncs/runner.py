@@ -9,8 +9,8 @@ ids (key + before/after hashes), which the queue ignores as duplicates.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,6 @@ from kirana.syncs.sources import read_source
 from kirana.syncs.store import SyncStore
 
 log = logging.getLogger(__name__)
-_NAMESPACE = uuid.UUID("2b9e0c55-7d0e-4f61-9a3c-5e1d8c4b7a20")
 RUN_HOLD_SECONDS = 3600.0
 
 
@@ -48,20 +47,12 @@ class RunReport:
 
 
 def record_id(sync: str, key: str, before: str | None, after: str) -> str:
-    """Stable per change: the same diff always yields the same id (replays dedupe)."""
-    return str(uuid.uuid5(_NAMESPACE, f"{sync}|{key}|{before or ''}|{after}"))
+    """Stable per change: the same diff always yields the same id (replays dedupe).
 
-
-def changed_records(
-    config: SyncConfig, rows: list[tuple[str, str | None, str, dict]]
-) -> list[OutboundRecord]:
-    """Records for added/changed rows (insert-only syncs send new keys only)."""
-    action = "insert" if config.mode == "insert" else "upsert"
-    return [
-        OutboundRecord(record_id(config.name, k, prev, h), k, k, action, fields, config.name)
-        for k, prev, h, fields in rows
-        if config.mode != "insert" or prev is None
-    ]
+    The same formula runs inside DuckDB for added and changed rows
+    (:meth:`kirana.syncs.diff.Diff.iter_changed` with ``id_prefix = sync + "|"``).
+    """
+    return hashlib.md5(f"{sync}|{key}|{before or ''}|{after}".encode()).hexdigest()
 
 
 def deleted_records(config: SyncConfig, diff: Diff, columns: list[str]) -> list[OutboundRecord]:
@@ -141,10 +132,12 @@ class SyncRunner:
             origin = f"sync:{config.name}"
             with self.delivery.transaction():
                 queued = 0
-                for rows in diff.iter_changed():
-                    records = changed_records(config, rows)
-                    queued += self.delivery.enqueue(
-                        [(config.destination, r) for r in records], origin
+                action = "insert" if config.mode == "insert" else "upsert"
+                for rows in diff.iter_changed(
+                    id_prefix=f"{config.name}|", only_new=config.mode == "insert"
+                ):
+                    queued += self.delivery.enqueue_json(
+                        config.destination, action, config.name, origin, rows
                     )
                 deletes = deleted_records(config, diff, table.column_names)
                 queued += self.delivery.enqueue([(config.destination, r) for r in deletes], origin)
