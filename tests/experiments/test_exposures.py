@@ -68,11 +68,13 @@ def test_exposures_are_logged_once_across_a_restart(settings: Settings) -> None:
     assert 0 < sum(1 for e, _, _ in logged if e == "menu") < 80
 
 
-def _assign_in_process(store_path: str, users: list[str], out_path: str) -> None:
+def _assign_in_process(store_path: str, users: list[str], out_path: str, barrier) -> None:
     store = ExperimentStore(Path(store_path))
     service = ExperimentService(store)
     emitted: list[dict] = []
     assigner = Assigner(service, store, emitted.extend)
+    service.registry()
+    barrier.wait(timeout=60)  # start together, so the two really contend
     for user in users:
         assigner.assign_for_user(user_attributes(user, None))
     Path(out_path).write_text(json.dumps(emitted))
@@ -88,10 +90,11 @@ def test_two_processes_never_log_the_same_user_twice(tmp_path: Path) -> None:
     store.close()
     users = [f"user-{i}" for i in range(300)]
     ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
     procs = [
         ctx.Process(
             target=_assign_in_process,
-            args=(str(store_path), users[::step], str(tmp_path / f"out{n}.json")),
+            args=(str(store_path), users[::step], str(tmp_path / f"out{n}.json"), barrier),
         )
         for n, step in enumerate((1, -1))  # same users, opposite order: they collide mid-way
     ]
@@ -104,3 +107,23 @@ def test_two_processes_never_log_the_same_user_twice(tmp_path: Path) -> None:
     assert sorted(e["userId"] for e in emitted) == sorted(users)
     assert len({e["messageId"] for e in emitted}) == len(users)
     assert all(json.loads((tmp_path / f"out{n}.json").read_text()) for n in range(2))
+
+
+def test_a_recreated_experiment_is_a_new_run_with_its_own_exposures(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "experiments.sqlite")
+    service = ExperimentService(store)
+    emitted: list[dict] = []
+    assigner = Assigner(service, store, emitted.extend)
+    service.create({"key": "hero", "variations": ARMS})
+    service.start("hero")
+    assigner.assign_for_user(user_attributes("u1", None))
+    assigner.assign_for_user(user_attributes("u1", None))
+    assert len(emitted) == 1
+    service.stop("hero")
+    service.delete("hero")
+    service.create({"key": "hero", "variations": ARMS})
+    service.start("hero")
+    assigner.assign_for_user(user_attributes("u1", None))
+    assert len(emitted) == 2
+    assert emitted[0]["messageId"] != emitted[1]["messageId"]  # the lake keeps both runs
+    store.close()

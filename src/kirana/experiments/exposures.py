@@ -138,7 +138,7 @@ class Assigner:
         self._emit = emit
         self._profile = profile
         self._suppressed = suppressed
-        self._known: set[tuple[str, str]] = set()
+        self._known: set[tuple[str, str, str]] = set()
         self._known_lock = threading.Lock()
         self._cache_size = cache_size
 
@@ -206,26 +206,31 @@ class Assigner:
         context: Mapping[str, Any] | None,
     ) -> list[Exposure]:
         keys = {(x.experiment, f"{x.hash_attribute}:{x.hash_value}"): x for x in exposures}
+        records = self.service.records()
+        # the run (start time) is part of the cache key: a deleted and re-created experiment
+        # with the same key is a new run whose ledger starts empty
+        runs = {
+            e: (r.started_at.isoformat() if r.started_at else "")
+            for e, r in records.items()
+            if e in {x.experiment for x in exposures}
+        }
         with self._known_lock:
-            fresh = [k for k in keys if k not in self._known]
+            fresh = [k for k in keys if (runs.get(k[0], ""), *k) not in self._known]
         if not fresh:
             return exposures
         stored = self.store.known_exposures(fresh)
         fresh = [k for k in fresh if k not in stored]
         logged: set[tuple[str, str]] = set()
         if fresh:
-            records = self.service.records()
             at = datetime.now(UTC)
 
             def emit(rows: list[tuple[str, str, str]]) -> None:
-                events = []
-                for experiment, unit, _ in rows:
-                    record = records.get(experiment)
-                    run = record.started_at.isoformat() if record and record.started_at else ""
-                    events.append(
-                        exposure_event(keys[(experiment, unit)], attributes, run, at, context)
-                    )
-                self._emit(events)
+                self._emit(
+                    [
+                        exposure_event(keys[(e, u)], attributes, runs.get(e, ""), at, context)
+                        for e, u, _ in rows
+                    ]
+                )
 
             new = self.store.record_exposures(
                 [(e, u, keys[(e, u)].variation) for e, u in fresh], emit
@@ -234,7 +239,7 @@ class Assigner:
         with self._known_lock:
             if len(self._known) > self._cache_size:
                 self._known.clear()
-            self._known.update(keys)
+            self._known.update((runs.get(e, ""), e, u) for e, u in keys)
         return [
             _with_logged(x) if (x.experiment, f"{x.hash_attribute}:{x.hash_value}") in logged else x
             for x in exposures
