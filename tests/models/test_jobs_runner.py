@@ -266,3 +266,13 @@ def test_extra_order_tables_are_read_and_versioned(data: Settings) -> None:
     assert run.status == "succeeded", run.error
     assert run.data_version["shop_order_lines"] == 1
     assert _lake_list(data, "s1") == ["only-in-the-shop-db"]
+
+
+def test_listing_reaps_only_runs_whose_lock_is_free(data: Settings) -> None:
+    runner = JobRunner(data)
+    live = runner.registry.start("popular", "embedded", {}, output="popular")
+    dead = runner.registry.start("buy_again", "embedded", {}, output="buy_again")
+    with job_lock(data.state_dir / "jobs", "popular", "a live run"):
+        assert runner.reap_interrupted() == 1
+    assert runner.registry.get(live).status == "running"
+    assert runner.registry.get(dead).status == "failed"

@@ -137,6 +137,7 @@ def list_jobs(format: Format = "text", data_dir: DataDir = None) -> None:
     schedule = settings.models.schedule.model_dump()
     rows = []
     try:
+        runner.reap_interrupted()
         for spec in JOBS.values():
             current = runner.registry.current(spec.output)
             last = runner.registry.runs(spec.name, limit=1)
@@ -180,6 +181,7 @@ def runs(
         raise fail(f"no job named {job!r}; jobs: {', '.join(JOBS)}")
     runner = _runner(_settings(data_dir))
     try:
+        runner.reap_interrupted()
         found = runner.registry.runs(job, limit)
     finally:
         runner.close()
@@ -200,6 +202,7 @@ def show(
     """Everything recorded about one run, as JSON."""
     runner = _runner(_settings(data_dir))
     try:
+        runner.reap_interrupted()
         found = runner.registry.get(run_id)
     finally:
         runner.close()

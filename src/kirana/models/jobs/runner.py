@@ -33,7 +33,7 @@ from kirana.models.jobs import outputs
 from kirana.models.jobs.definitions import JOBS, Job, conform, job
 from kirana.models.jobs.engine import ModelEngine, OrdersSource, metrics_of
 from kirana.models.jobs.engines import open_engine
-from kirana.models.jobs.locks import job_lock
+from kirana.models.jobs.locks import JobBusy, job_lock
 from kirana.models.jobs.publish import publish_lists, publish_traits
 from kirana.models.jobs.registry import Run, RunRegistry, registry_path
 
@@ -69,6 +69,21 @@ class JobRunner:
 
     def close(self) -> None:
         self.registry.close()
+
+    def reap_interrupted(self) -> int:
+        """Mark ``running`` rows failed for every job whose lock is free (their process died).
+
+        Cheap (one non-blocking lock attempt per job); listings call it so that a run killed
+        with its process does not show as running forever.
+        """
+        reaped = 0
+        for name in JOBS:
+            try:
+                with job_lock(self.settings.state_dir / "jobs", name, "a registry check"):
+                    reaped += self.registry.interrupt_running(name)
+            except JobBusy:
+                continue
+        return reaped
 
     # -- running -----------------------------------------------------------------------------
     def run(self, name: str, *, engine: str | None = None, progress: Progress | None = None) -> Run:
