@@ -51,6 +51,14 @@ class RollbackRequest(BaseModel):
 
 
 def _registry(platform: PlatformDep) -> RunRegistry:
+    """The registry, after marking runs whose process died (see `JobRunner.reap_interrupted`)."""
+    from kirana.models.jobs.runner import JobRunner
+
+    runner = JobRunner(platform.settings)
+    try:
+        runner.reap_interrupted()
+    finally:
+        runner.close()
     return platform.service(
         "models.registry", lambda: RunRegistry(registry_path(platform.settings.state_dir))
     )
