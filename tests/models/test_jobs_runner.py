@@ -276,3 +276,19 @@ def test_listing_reaps_only_runs_whose_lock_is_free(data: Settings) -> None:
         assert runner.reap_interrupted() == 1
     assert runner.registry.get(live).status == "running"
     assert runner.registry.get(dead).status == "failed"
+
+
+def test_erasure_removes_a_customer_from_every_output_version(data: Settings) -> None:
+    runner = JobRunner(data)
+    first = runner.run("buy_again")
+    assert runner.run("buying_patterns").status == "succeeded"
+    assert runner.run("buy_again").status == "succeeded"
+    assert _lake_list(data, "1")
+    deleted = outputs.erase_from_outputs(data.lake_dir, ["1"])
+    assert deleted == 5 + 1  # five buy-again items and one prediction
+    for table in ("model_buy_again", "model_buying_patterns"):
+        sql = f"SELECT count(*) FROM {table} WHERE user_id = '1'"
+        assert connect(data.lake_dir).sql(sql).fetchall() == [(0,)]
+    assert connect(data.lake_dir).sql("SELECT count(*) FROM model_buy_again").fetchall()[0][0] > 0
+    back = runner.rollback("buy_again", first.run_id)  # its files held user 1: vacuumed
+    assert back.status == "failed" and "rerun the job instead" in back.error

@@ -15,12 +15,13 @@ Tables use neither deletion vectors nor column mapping (Spark reads their Parque
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 TABLE_PREFIX = "model_"
 RUN_ID_KEY = "kirana.run_id"
@@ -96,3 +97,36 @@ def vacuum_output(lake_dir: Path, output: str, retention: timedelta) -> int:
     hours = max(0, int(retention.total_seconds() // 3600))
     removed = table.vacuum(retention_hours=hours, enforce_retention_duration=False, dry_run=False)
     return len(removed)
+
+
+def erase_from_outputs(lake_dir: Path, customer_ids: list[str]) -> int:
+    """Delete an erased person's rows from every per-customer output, and their old versions.
+
+    For the privacy tools: outputs keyed by ``user_id`` (the lake's user id, else anonymous
+    id) lose those rows in a new commit, then replaced files are vacuumed at once, so no
+    earlier version keeps them either. That also ends rollback to versions before the
+    erasure, which `read_output` / `restore_output` then report clearly.
+    """
+    from kirana.lake.catalog import lake_tables
+
+    if not customer_ids:
+        return 0
+    listed = ", ".join("'" + c.replace("'", "''") + "'" for c in customer_ids)
+    deleted = 0
+    for name, path in lake_tables(lake_dir).items():
+        if not name.startswith(TABLE_PREFIX):
+            continue
+        table = DeltaTable(path)
+        if "user_id" not in table.schema().to_arrow().names:
+            continue
+        for attempt in range(10):
+            try:
+                metrics = DeltaTable(path).delete(f"user_id IN ({listed})")
+                deleted += int(metrics.get("num_deleted_rows", 0))
+                break
+            except CommitFailedError:  # a job committed meanwhile: delete from its version
+                if attempt == 9:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        DeltaTable(path).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    return deleted
