@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +70,18 @@ def _postgres_bin() -> Path | None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    if _postgres_bin() is None:
+        pytest.skip("PostgreSQL server binaries are not installed (/usr/lib/postgresql/*/bin)")
+    with running_postgres() as server:
+        yield server
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """PostgreSQL with wal_level=logical on a free port in a temporary directory."""
     bin_dir = _postgres_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries are not installed (/usr/lib/postgresql/*/bin)")
+        raise RuntimeError("PostgreSQL server binaries are not installed")
     root = Path(tempfile.mkdtemp(prefix="kirana-pg-"))
     _hand_to("postgres", root)
     data = root / "data"
@@ -163,12 +173,26 @@ class MariaDBServer:
             conn.close()
 
 
-@pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[MariaDBServer]:
+def _mariadb_bins() -> tuple[str | None, str | None]:
     server_bin = shutil.which("mariadbd") or shutil.which("mysqld")
     install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
-    if server_bin is None or install is None:
+    return server_bin, install
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    if None in _mariadb_bins():
         pytest.skip("MariaDB server binaries are not installed (mariadbd, mariadb-install-db)")
+    with running_mariadb() as server:
+        yield server
+
+
+@contextmanager
+def running_mariadb() -> Iterator[MariaDBServer]:
+    """MariaDB with a row-based binlog on a free port in a temporary directory."""
+    server_bin, install = _mariadb_bins()
+    if server_bin is None or install is None:
+        raise RuntimeError("MariaDB server binaries are not installed")
     root = Path(tempfile.mkdtemp(prefix="kirana-maria-"))
     user = "mysql" if os.geteuid() == 0 else os.environ.get("USER", "")
     _hand_to("mysql", root)

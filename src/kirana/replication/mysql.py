@@ -68,8 +68,11 @@ def arrow_type(data_type: str, column_type: str, precision: int | None, scale: i
 
 def plain_value(value: Any, target: pa.DataType | None) -> Any:
     """A binlog or driver value in the form Arrow takes for ``target``."""
-    if value is None:
-        return None
+    kind = type(value)
+    if value is None or kind is str or kind is float:
+        return value
+    if kind is int:
+        return Decimal(value) if target is not None and pa.types.is_decimal(target) else value
     if isinstance(value, dict | list):
         return json.dumps(value, default=lambda v: v.decode() if isinstance(v, bytes) else str(v))
     if isinstance(value, set | frozenset):
