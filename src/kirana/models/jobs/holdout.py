@@ -6,7 +6,8 @@ order held out, the model is refitted on the rest and asked for its top 10.
 * buy again is judged like next-basket models (Recall/NDCG/hit@10 on the whole held-out
   basket), next to P-TopFreq, the baseline it must beat;
 * recommended for you only recommends items the user never bought, so it is judged on the
-  *new* items of the held-out basket (users whose last order had at least one).
+  *new* items of the held-out basket (users whose last order had at least one), next to
+  the best sellers the user never bought (G-TopFreq).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kirana.models.evaluation import evaluate_holdout, hold_out_last, ranking_metrics
-from kirana.models.recommenders import Baskets, PTopFreq, Recommender
+from kirana.models.recommenders import Baskets, GTopFreq, PTopFreq, Recommender
 
 K = 10
 
@@ -37,30 +38,33 @@ def buy_again_metrics(model: Callable[[], Recommender], baskets: Baskets) -> dic
 
 
 def discovery_metrics(model: Callable[[], Recommender], baskets: Baskets) -> dict[str, float]:
-    """Holdout Recall/NDCG/hit@10 on the held-out items the user had never bought."""
+    """Holdout Recall/NDCG/hit@10 on the held-out items the user had never bought, for the
+    model and for the best sellers the user never bought (G-TopFreq), its baseline."""
     holdout = hold_out_last(baskets)
     new = ~holdout.repeat
     users = np.unique(holdout.rows[new])
     if len(users) == 0:
         return {"holdout_users": 0}
-    fitted = model().fit(holdout.train)
-    recs = fitted.recommend(holdout.user_ids[users], K, exclude_purchased=True)
-    # (user row, item) keys of the relevant pairs, to test each recommendation against
+    # (user row, item) pairs that count as hits
     position = np.full(len(holdout.user_ids), -1)
     position[users] = np.arange(len(users))
     relevant = {
         (int(position[r]), str(i))
         for r, i in zip(holdout.rows[new], holdout.items[new], strict=True)
     }
-    n, width = recs.item_ids.shape
-    hits = (
-        np.array(
-            [(row, str(item)) in relevant for row in range(n) for item in recs.item_ids[row]], bool
-        ).reshape(n, width)
-        & recs.valid
-    )
     sizes = np.bincount(position[holdout.rows[new]], minlength=len(users))
-    metrics = ranking_metrics(hits, sizes, (K,))
     out: dict[str, float] = {"holdout_users": len(users)}
-    out.update({f"holdout_new_{name}": float(v.mean()) for name, v in metrics.items()})
+    for prefix, make in (("holdout_new", model), ("baseline_gtopfreq_new", GTopFreq)):
+        fitted = make().fit(holdout.train)
+        recs = fitted.recommend(holdout.user_ids[users], K, exclude_purchased=True)
+        n, width = recs.item_ids.shape
+        hits = (
+            np.array(
+                [(row, str(item)) in relevant for row in range(n) for item in recs.item_ids[row]],
+                bool,
+            ).reshape(n, width)
+            & recs.valid
+        )
+        metrics = ranking_metrics(hits, sizes, (K,))
+        out.update({f"{prefix}_{name}": float(v.mean()) for name, v in metrics.items()})
     return out
