@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 from typer.testing import CliRunner
 
@@ -145,6 +146,20 @@ def test_rate_limit_spaces_batches(delivery: DeliveryStore, receiver: WebhookRec
     assert len(receiver.accepted) == 30
     # 10 at once (the burst), then 10 a second: at least 2 s of the controlled clock
     assert clock.now - start >= 2.0 - 1e-6
+    sizes = [len(a["batch"]) for a in receiver.attempts]
+    assert sizes == [10, 10, 10]
+
+
+def test_a_burst_smaller_than_a_batch_shrinks_the_batches(
+    delivery: DeliveryStore, receiver: WebhookReceiver
+) -> None:
+    clock = Clock()
+    deliverer = make(delivery, receiver, clock, rate_limit=4, burst=4, batch_size=10)
+    delivery.enqueue([("hook", record(f"r{i}", f"u{i}")) for i in range(12)], "test")
+    start = clock.now
+    run_until_idle(deliverer, clock)
+    assert [len(a["batch"]) for a in receiver.attempts] == [4, 4, 4]
+    assert clock.now - start >= 2.0 - 1e-6  # 4 now, then 4 a second
 
 
 def test_replaying_the_producer_queues_nothing_twice(delivery: DeliveryStore) -> None:
@@ -193,3 +208,45 @@ def test_cli_status_dead_letters_and_replay(tmp_path, receiver: WebhookReceiver)
     missing = runner.invoke(app, ["destinations", "show", "nope", "--data-dir", str(data)])
     assert missing.exit_code == 1 and "no destination named 'nope'" in missing.output
     store.close()
+
+
+def test_router_routes_only_events_received_after_creation_and_replays_idempotently(
+    delivery: DeliveryStore, receiver: WebhookReceiver
+) -> None:
+    from types import SimpleNamespace
+
+    from kirana.destinations.router import DestinationRouter
+    from kirana.eventlog.protocol import LogRecord
+    from kirana.eventlog.records import event_record
+
+    def event(n: int, received: float) -> bytes:
+        stamp = datetime.fromtimestamp(received, UTC).isoformat()
+        return event_record(
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": "u",
+                "messageId": f"e{n}",
+                "receivedAt": stamp,
+                "timestamp": stamp,
+            }
+        )
+
+    make(delivery, receiver, Clock(), routes=[{"events": ["Order Completed"]}])
+    created = delivery.destinations_since()[0][1]
+    records = [
+        LogRecord(0, event(1, created - 60)),  # received before the destination existed
+        LogRecord(1, b"Q{}"),  # a quarantined record: not an event
+        LogRecord(2, event(2, created + 1)),
+        LogRecord(3, event(3, created + 2)),
+    ]
+    # a router starting late (no stored position) reads the log from its start
+    router = DestinationRouter(SimpleNamespace(start_offset=0), delivery)
+    assert router.position() == 0
+    router.handle(records, 4)
+    assert [r["record_id"] for r in delivery.records("hook")] == ["e2", "e3"]
+    assert delivery.get_position("destinations") == 4
+    again = DestinationRouter(SimpleNamespace(start_offset=0), delivery)
+    assert again.position() == 4
+    again.handle(records, 4)  # a replay of the same stretch queues nothing twice
+    assert len(delivery.records("hook")) == 2

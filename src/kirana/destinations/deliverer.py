@@ -60,6 +60,8 @@ class Deliverer:
         self._paused_until = 0.0
         capacity = config.burst or config.batch_size
         self._bucket = TokenBucket(config.rate_limit, capacity, clock())
+        # a batch never needs more tokens than the bucket can hold
+        self._limit = min(config.batch_size, capacity) if config.rate_limit else config.batch_size
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -103,10 +105,10 @@ class Deliverer:
         if not candidates:
             self.destination.idle()
             return IDLE_POLL
-        ids = pick_batch(candidates, now, self.config.batch_size)
+        ids = pick_batch(candidates, now, self._limit)
         if not ids and len(candidates) == scan:  # the head is all waiting users: look further
             candidates = self.store.candidates(name, scan * SCAN_FACTOR)
-            ids = pick_batch(candidates, now, self.config.batch_size)
+            ids = pick_batch(candidates, now, self._limit)
         if not ids:
             due = min(c.next_attempt_at for c in candidates)
             return max(0.01, min(due - now, 1.0))

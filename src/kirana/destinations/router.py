@@ -4,10 +4,16 @@ Each batch of events is matched against every destination's routes and the
 resulting records are queued in the same SQLite transaction that moves the
 router's log position, so an acknowledged event reaches every queue exactly
 once even across crashes (the queue's unique record id catches the rest).
-Destinations receive events from the moment they are created.
+
+A destination receives the events *received* after it was created. That is
+decided by each event's ``receivedAt``, not by where the router happens to be
+in the log, so a worker that starts late (or replays) neither skips events a
+destination should get nor floods a new destination with old ones.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import msgspec
 
@@ -29,21 +35,18 @@ class DestinationRouter:
     def __init__(self, event_log: EventLog, store: DeliveryStore) -> None:
         self._store = store
         stored = store.get_position(self.name)
-        if stored is None:
-            stored = event_log.end_offset  # nothing is routed from before the first start
-            store.set_position(self.name, stored)
-        self._position = stored
+        self._position = stored if stored is not None else event_log.start_offset
         self._decoder = msgspec.json.Decoder()
         self._version: tuple[int, float] | None = None
-        self._routed: list[DestinationConfig] = []
+        self._routed: list[tuple[DestinationConfig, float]] = []
 
     def position(self) -> int:
         return self._position
 
-    def _configs(self) -> list[DestinationConfig]:
+    def _configs(self) -> list[tuple[DestinationConfig, float]]:
         version = self._store.config_version()
         if version != self._version:
-            self._routed = [c for c in self._store.destinations() if c.routes]
+            self._routed = [(c, t) for c, t in self._store.destinations_since() if c.routes]
             self._version = version
         return self._routed
 
@@ -55,7 +58,10 @@ class DestinationRouter:
                 if record.payload[:1] != EVENT:
                     continue
                 event = self._decoder.decode(record.payload[1:])
-                for config in configs:
+                received = _received_at(event)
+                for config, created_at in configs:
+                    if received < created_at:
+                        continue
                     routed = route_event(config.routes, event)
                     if routed is not None:
                         items.append((config.name, routed))
@@ -69,3 +75,11 @@ class DestinationRouter:
 
     def close(self) -> None:
         pass
+
+
+def _received_at(event: dict) -> float:
+    """When Kirana received the event (unix seconds; 0 when unknown, so it is not routed)."""
+    try:
+        return datetime.fromisoformat(event["receivedAt"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return 0.0

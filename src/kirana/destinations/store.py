@@ -166,6 +166,15 @@ class DeliveryStore:
         rows = self.conn().execute("SELECT config FROM destinations ORDER BY name").fetchall()
         return [DestinationConfig.model_validate_json(r[0]) for r in rows]
 
+    def destinations_since(self) -> list[tuple[DestinationConfig, float]]:
+        """Every destination with the time it was created (unix seconds)."""
+        rows = (
+            self.conn()
+            .execute("SELECT config, created_at FROM destinations ORDER BY name")
+            .fetchall()
+        )
+        return [(DestinationConfig.model_validate_json(r[0]), float(r[1])) for r in rows]
+
     def config_version(self) -> tuple[int, float]:
         """Changes whenever a destination is added, changed or removed."""
         count, latest = (
