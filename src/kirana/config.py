@@ -71,6 +71,70 @@ class SegmentSettings(BaseModel):
     """Refresh computed traits and audiences this often inside ``kirana serve`` (0: never)."""
 
 
+class ExperimentSettings(BaseModel):
+    """Experiment reports (docs/experiments.md)."""
+
+    analysis_memory_mb: int = Field(4096, ge=64)
+    """DuckDB memory cap for report queries; beyond it they spill to ``<state>/duckdb-tmp``."""
+
+
+class AutomationSettings(BaseModel):
+    """Content ranking, feedback and the personalise API (docs/automation.md)."""
+
+    half_life_hours: float = Field(168, gt=0)
+    """Feedback counts halve in weight every this many hours (tune to traffic)."""
+    burn_in: int = Field(10, ge=0)
+    """New content is shown at random until it has this many impressions per audience."""
+    evict_below_ctr: float = Field(0.005, gt=0, lt=1)
+    """Evict content confidently below this click-through rate ..."""
+    evict_confidence: float = Field(0.05, gt=0, lt=1)
+    """... when P(CTR above it) falls below this ..."""
+    evict_min_impressions: float = Field(200, ge=0)
+    """... after at least this many (decayed) impressions."""
+    learning_audiences: list[str] = []
+    """Audiences whose CTRs are learnt apart, in priority order (a user's first one wins).
+
+    Empty: every audience, alphabetically."""
+    affinity_traits: dict[str, str] = {
+        "favourite_department": "department",
+        "favourite_aisle": "aisle",
+    }
+    """Computed trait -> content tag prefix; a trait value ``produce`` matches tag
+    ``department:produce`` on widgets and items."""
+    profile_cache_seconds: float = Field(5, ge=0)
+    """Cache a resolved profile this long in the personalise API."""
+    refresh_seconds: float = Field(0.5, gt=0, le=60)
+    """The API reloads content and statistics changes this often."""
+    decision_flush_seconds: float = Field(1.0, gt=0, le=60)
+    """Append logged decisions to the ``decisions`` table this often."""
+
+
+class ReplicationSettings(BaseModel):
+    """Source replication inside ``kirana serve`` (docs/replication.md)."""
+
+    run_in_serve: bool = True
+    """Keep every replication source up to date while ``kirana serve`` runs."""
+    every_seconds: float = Field(2.0, gt=0)
+    """Start a catch-up round this often (lag is about this plus the apply time)."""
+    max_seconds_per_source: float = Field(30.0, gt=0)
+    """Move on to the next source after this long in one round."""
+
+
+class WarehouseSettings(BaseModel):
+    """Incremental export of lake tables into a PostgreSQL schema (docs/replication.md)."""
+
+    dsn: str = ""
+    """libpq DSN of the warehouse; empty: no scheduled export."""
+    schema_name: str = "kirana"
+    """Schema that receives the tables."""
+    tables: list[str] = []
+    """Lake tables to export, by their `kirana sql` names."""
+    keys: dict[str, list[str]] = {}
+    """Key columns for tables whose key Kirana does not know (e.g. ``events``: message_id)."""
+    every_minutes: float = Field(0, ge=0)
+    """Export this often inside ``kirana serve`` (0: only on ``kirana warehouse export``)."""
+
+
 class JobSchedule(BaseModel):
     """How often each model job runs inside ``kirana serve``, in minutes (0: never)."""
 
@@ -135,7 +199,11 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     profiles: ProfileSettings = ProfileSettings()
     segments: SegmentSettings = SegmentSettings()
+    experiments: ExperimentSettings = ExperimentSettings()
+    automation: AutomationSettings = AutomationSettings()
     models: ModelSettings = ModelSettings()
+    replication: ReplicationSettings = ReplicationSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -48,7 +48,14 @@ _SERVICE_LOCK = threading.RLock()
 #: consumers (``platform.add_consumer``) and scheduled jobs
 #: (``platform.schedule``). Consumers and jobs may run in another process than
 #: the HTTP API, so they share state with routes only through stores and files.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = (
+    "kirana.models.jobs.schedule",
+    "kirana.destinations.extension",
+    "kirana.syncs.extension",
+    "kirana.serving.extension",
+    "kirana.replication.service",
+    "kirana.warehouse.schedule",
+)
 
 
 @dataclass

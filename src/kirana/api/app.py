@@ -10,7 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from kirana import __version__
-from kirana.api.routes import admin, privacy, profiles, segments, tracking
+from kirana.api.routes import admin, content, personalize, privacy, profiles, segments, tracking
+from kirana.api.routes import destinations as destination_routes
+from kirana.api.routes import experiments as experiment_routes
+from kirana.api.routes import models as model_routes
+from kirana.api.routes import replication as replication_routes
+from kirana.api.routes import syncs as sync_routes
 from kirana.runtime import Platform
 
 
@@ -38,7 +43,14 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(profiles.router)
     app.include_router(privacy.router)
+    app.include_router(experiment_routes.router)  # before segments' PUT /v1/{kind}/{name}
+    app.include_router(content.router)  # before segments' PUT /v1/{kind}/{name}
+    app.include_router(personalize.router)
+    app.include_router(model_routes.router)
+    app.include_router(replication_routes.router)  # before segments' /v1/{kind}/{name}
     app.include_router(segments.router)
+    app.include_router(destination_routes.router)
+    app.include_router(sync_routes.router)
 
     @app.get("/health", tags=["status"])
     def health() -> dict:
