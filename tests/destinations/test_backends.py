@@ -310,3 +310,18 @@ def test_segment_forwarding_into_another_kirana(
         time.sleep(0.2)
     # the event's own time survives the hop (it is not re-corrected by the receiver)
     assert rows == [("o1", "c1", "Order Completed", "2026-11-20T10:00:00")]
+
+
+def test_file_drop_rotates_by_age_when_idle(tmp_path: Path) -> None:
+    from kirana.destinations.config import FileDropSettings
+    from kirana.destinations.file_drop import FileDropDestination
+
+    out = tmp_path / "drop"
+    drop = FileDropDestination(FileDropSettings(directory=out, rotate_seconds=0.05))
+    drop.deliver([row("a", "u1", score=1), row("b", "u2", score=2)])
+    assert not list(out.glob("kirana-*.csv"))  # young and small: still staged
+    time.sleep(0.1)
+    drop.idle()  # what the deliverer calls when its queue is empty
+    (final,) = out.glob("kirana-*.csv")
+    assert [r["idempotency_key"] for r in csv.DictReader(final.open())] == ["a", "b"]
+    assert not list(out.glob(".*"))
