@@ -62,3 +62,18 @@ def test_a_failed_run_exits_non_zero(tmp_path: Path) -> None:
     out = jobs(tmp_path, "run", "buy_again")  # no lake at all
     assert out.exit_code == 1
     assert "NoOrders: no 'events' table" in out.stdout and "kirana jobs show" in out.output
+
+
+def test_schedule_and_engine_come_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from kirana.config import load_settings
+
+    monkeypatch.setenv("KIRANA_MODELS__SCHEDULE__POPULAR", "5")
+    monkeypatch.setenv("KIRANA_MODELS__ENGINE", "spark")
+    models = load_settings(tmp_path).models
+    assert models.schedule.popular == 5 and models.engine == "spark"
+    assert models.schedule.buy_again == 1440  # the rest keep their defaults
+    monkeypatch.setenv("KIRANA_MODELS__ENGINE", "gpu")
+    with pytest.raises(ValidationError, match=r"models\.engine"):
+        load_settings(tmp_path)
