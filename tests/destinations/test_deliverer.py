@@ -169,6 +169,12 @@ def test_replaying_the_producer_queues_nothing_twice(delivery: DeliveryStore) ->
     assert delivery.health("hook")["queue_depth"] == 2
 
 
+def test_erasing_a_user_clears_their_records(delivery: DeliveryStore) -> None:
+    delivery.enqueue([("hook", record("a", "u1")), ("hook", record("b", "u2"))], "test")
+    assert delivery.erase(["u1"]) == 1
+    assert [r["record_id"] for r in delivery.records("hook")] == ["b"]
+
+
 def test_cli_status_dead_letters_and_replay(tmp_path, receiver: WebhookReceiver) -> None:
     data = tmp_path / "data"
     store = DeliveryStore(store_path(data / "state"))

@@ -417,6 +417,20 @@ class DeliveryStore:
             )
         return gone
 
+    def erase(self, values: Sequence[str]) -> int:
+        """Forget every queued, delivered or dead record of these users or keys (privacy).
+
+        Returns how many records were removed. Records already delivered downstream
+        must be erased there too; this only clears what Kirana itself keeps.
+        """
+        removed = 0
+        with self.transaction() as conn:
+            for value in values:
+                removed += conn.execute(
+                    "DELETE FROM queue WHERE user = ? OR key = ?", (value, value)
+                ).rowcount
+        return removed
+
     # -- dead letters, status, health -------------------------------------------------
 
     def dead_letters(self, destination: str, limit: int = 100) -> list[dict[str, Any]]:
