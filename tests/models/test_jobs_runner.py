@@ -182,8 +182,23 @@ def test_rollback_refuses_what_it_cannot_do(data: Settings) -> None:
         runner.rollback("buy_again", popular.run_id)
 
 
-def test_all_runs_every_job(data: Settings) -> None:
+def test_all_runs_every_job_on_one_engine(data: Settings, monkeypatch) -> None:
+    from kirana.models.jobs import runner as runner_module
+
+    opened: list[EmbeddedEngine] = []
+    closed: list[EmbeddedEngine] = []
+
+    class Counted(EmbeddedEngine):
+        def close(self) -> None:
+            closed.append(self)
+
+    def open_counted(name: str, models: ModelSettings) -> EmbeddedEngine:
+        opened.append(Counted(models))
+        return opened[-1]
+
+    monkeypatch.setattr(runner_module, "open_engine", open_counted)
     runs = JobRunner(data).run_all()
+    assert len(opened) == 1 and closed == opened
     assert [r.job for r in runs] == [
         "buy_again",
         "recommended_for_you",

@@ -28,10 +28,10 @@ def _settings(data_dir, **models: Any):
     return settings
 
 
-def _runner(settings, extra_tables: tuple[str, ...] | None = None):
+def _runner(settings, extra_tables: tuple[str, ...] | None = None, engine=None):
     from kirana.models.jobs.runner import JobRunner
 
-    return JobRunner(settings, extra_tables=extra_tables)
+    return JobRunner(settings, extra_tables=extra_tables, engine=engine)
 
 
 def _check_format(format: str) -> None:
@@ -89,7 +89,15 @@ def run(
     if name != "all" and name not in JOBS:
         raise fail(str(UnknownJob(f"no job named {name!r}; jobs: {', '.join(JOBS)} (or `all`)")))
     settings = _settings(data_dir, k=k, evaluate=evaluate)
-    runner = _runner(settings, tuple(extra_table) if extra_table else None)
+    shared = None
+    if name == "all":  # one engine for every job (one Spark session, not five)
+        from kirana.models.jobs.engines import EngineUnavailable, open_engine
+
+        try:
+            shared = open_engine(engine or settings.models.engine, settings.models)
+        except EngineUnavailable as exc:
+            raise fail(str(exc)) from exc
+    runner = _runner(settings, tuple(extra_table) if extra_table else None, shared)
     results = []
     try:
         with Progress(
@@ -112,6 +120,8 @@ def run(
                 progress.update(task, completed=5)
     finally:
         runner.close()
+        if shared is not None:
+            shared.close()
     if format == "json":
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:

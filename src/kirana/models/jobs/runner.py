@@ -119,8 +119,19 @@ class JobRunner:
         return found
 
     def run_all(self, *, engine: str | None = None, progress: Progress | None = None) -> list[Run]:
-        """Every job in turn; one failing does not stop the others."""
-        return [self.run(name, engine=engine, progress=progress) for name in JOBS]
+        """Every job in turn on one engine (one Spark session); a failure does not stop the rest."""
+        if self.engine is not None:
+            return [self.run(name, progress=progress) for name in JOBS]
+        try:
+            shared = open_engine(engine or self.settings.models.engine, self.settings.models)
+        except Exception:  # each run then records why the engine would not start
+            return [self.run(name, engine=engine, progress=progress) for name in JOBS]
+        self.engine = shared
+        try:
+            return [self.run(name, progress=progress) for name in JOBS]
+        finally:
+            self.engine = None
+            shared.close()
 
     def _run(
         self, spec: Job, engine: ModelEngine, run_id: str, step: Progress
