@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from kirana.cli.main import app
 from tests.conftest import RunningKirana
 
-N_USERS = 1500
+N_USERS = 1000
 BASE_RATE, TREATED_RATE = 0.25, 0.40  # planted relative lift on purchase: +60%
 TRUE_LIFT = TREATED_RATE / BASE_RATE - 1
 
