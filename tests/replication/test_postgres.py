@@ -175,18 +175,18 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(postgres_server, tmp_path):
     conn = psycopg2.connect(pg.dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
-        for i in range(1500):
+        for i in range(600):
             cur.execute("BEGIN")
             cur.execute("INSERT INTO ledger (note) VALUES (%s)", (f"n{i}",))
             cur.execute("UPDATE counters SET n = n + 1 WHERE name = 'writes'")
             cur.execute("COMMIT")
-            if i == 700:  # once part of the stream is applied, pull the plug mid-stream
+            if i == 300:  # once part of the stream is applied, pull the plug mid-stream
                 _wait_for(lambda: state.progress("crash").rows_applied > 0, "streamed rows")
                 follower.send_signal(signal.SIGKILL)
                 follower.wait()
     conn.close()
     assert follower.returncode == -signal.SIGKILL
-    assert state.progress("crash").rows_applied < 3000, (
+    assert state.progress("crash").rows_applied < 1200, (
         "the follower saw everything before the kill"
     )
     finished = cli("sources", "sync", "crash")
@@ -194,12 +194,12 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(postgres_server, tmp_path):
     lake = data / "lake"
     assert connect(lake).sql(
         "SELECT count(*), count(DISTINCT id), max(id) FROM crash_ledger"
-    ).fetchall() == [(1500, 1500, 1500)]
-    assert connect(lake).sql("SELECT n FROM crash_counters").fetchall() == [(1500,)]
+    ).fetchall() == [(600, 600, 600)]
+    assert connect(lake).sql("SELECT n FROM crash_counters").fetchall() == [(600,)]
     feed = changes_since(table_path(lake, "crash", "ledger"), -1)
     ids = feed["id"].to_pylist()
     assert set(feed["_change_type"].to_pylist()) == {"insert"}
-    assert len(ids) == len(set(ids)) == 1500
+    assert len(ids) == len(set(ids)) == 600
     status = json.loads(cli("sources", "status", "crash").stdout)
     assert status["last_error"] is None and status["tables"]["ledger"]["delta_version"] >= 1
 

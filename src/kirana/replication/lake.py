@@ -71,12 +71,19 @@ class ReplicatedTable:
         self.path = table_path(lake_dir, source, spec.name)
         self.app_id = f"kirana.replication.{source}"
         self._commits = 0
+        self._delta: DeltaTable | None = None
 
     def _table(self) -> DeltaTable | None:
+        """The table at its latest version (one handle, brought up to date incrementally:
+        opening a table replays its log, which dominates small merges)."""
+        if self._delta is not None:
+            self._delta.update_incremental()
+            return self._delta
         try:
-            return DeltaTable(self.path)
+            self._delta = DeltaTable(self.path)
         except TableNotFoundError:
             return None
+        return self._delta
 
     def applied_position(self) -> int | None:
         """The source position of the newest change the table holds (None: nothing yet)."""
@@ -93,13 +100,14 @@ class ReplicatedTable:
         description = {"source": self.source, "key": list(self.spec.key)}
         if self.spec.precombine:
             description["precombine"] = self.spec.precombine
-        return DeltaTable.create(
+        self._delta = DeltaTable.create(
             self.path,
             schema=pa.schema(fields),
             name=f"{self.source}_{self.spec.name}",
             description=json.dumps(description),
             configuration=CONFIGURATION,
         )
+        return self._delta
 
     def _check(self, rows: pa.Table) -> None:
         needed = [*self.spec.key, *([self.spec.precombine] if self.spec.precombine else [])]
@@ -159,8 +167,9 @@ class ReplicatedTable:
             table = self._create(latest.schema)
         if UNCHANGED_COLUMNS in latest.column_names:
             latest = self._fill_unchanged(latest, table)
-        self._add_columns(table, latest.schema)
-        latest = conform(latest, arrow_schema(DeltaTable(self.path)))
+        if self._add_columns(table, latest.schema):
+            table = self._table()
+        latest = conform(latest, arrow_schema(table))
         metrics = self._merge(latest, position)
         self._commits += 1
         if self._commits % COMPACT_EVERY_COMMITS == 0:
@@ -209,7 +218,7 @@ class ReplicatedTable:
                 latest = latest.append_column(pa.field(name, typ), pa.array(values, typ))
         return latest
 
-    def _add_columns(self, table: DeltaTable, incoming: pa.Schema) -> None:
+    def _add_columns(self, table: DeltaTable, incoming: pa.Schema) -> bool:
         """Add columns the source has grown, in their own commit, before merging.
 
         Not the merge's ``merge_schema``: with it, delta-rs 1.6 fills a new column
@@ -220,13 +229,14 @@ class ReplicatedTable:
         if new:
             table.alter.add_columns([DeltaField.from_arrow(f) for f in new])
             log.info("%s: added column(s) %s", self.path, [f.name for f in new])
+        return bool(new)
 
     def _merge(self, latest: pa.Table, position: int) -> dict:
         keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in self.spec.key)
         newer = newer_than(self.spec)
         is_delete = f"s.{quote(OP)} = '{DELETE}'"
         for attempt in range(5):
-            table = DeltaTable(self.path)
+            table = self._table()
             try:
                 return (
                     table.merge(

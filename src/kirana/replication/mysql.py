@@ -34,6 +34,9 @@ from kirana.replication.state import ReplicationState
 log = logging.getLogger(__name__)
 
 SNAPSHOT_BATCH_ROWS = 20_000
+HEARTBEAT_SECONDS = 0.1
+BATCH_SECONDS = 1.0
+"""A busy binlog (never quiet for a heartbeat) is still applied at least this often."""
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?`?(?:(\w+)`?\.`?)?(\w+)`?", re.IGNORECASE)
 
 
@@ -102,6 +105,8 @@ class MySQLSource:
         checkpoint = state.progress(self.name).checkpoint
         self._file: str | None = checkpoint.get("file")
         self._offset: int | None = checkpoint.get("offset")
+        self._reader = None
+        self._reader_file: str | None = None
 
     def _connect(self):
         import pymysql
@@ -227,99 +232,102 @@ class MySQLSource:
         return pa.RecordBatchReader.from_batches(schema, batches())
 
     def _stream(self):
-        from pymysqlreplication import BinLogStreamReader
-        from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
-        from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+        """One binlog connection kept across reads, blocking, with 0.1 s server heartbeats.
 
-        settings = self.config.connection()
-        return BinLogStreamReader(
-            connection_settings=settings,
-            server_id=self.config.replica_id(),
-            resume_stream=True,
-            log_file=self._file,
-            log_pos=self._offset,
-            blocking=False,
-            only_events=[
-                WriteRowsEvent,
-                UpdateRowsEvent,
-                DeleteRowsEvent,
-                XidEvent,
+        A heartbeat arrives whenever the binlog has been quiet for 0.1 s: that is
+        when a read returns what it has, without polling or reconnecting.
+        """
+        if self._reader is None:
+            from pymysqlreplication import BinLogStreamReader
+            from pymysqlreplication.event import (
+                HeartbeatLogEvent,
                 QueryEvent,
                 RotateEvent,
-            ],
-            enable_logging=False,
-        )
+                XidEvent,
+            )
+            from pymysqlreplication.row_event import (
+                DeleteRowsEvent,
+                UpdateRowsEvent,
+                WriteRowsEvent,
+            )
+
+            self._reader = BinLogStreamReader(
+                # a silent server (no heartbeat for a minute) is an error, not a hang
+                connection_settings={**self.config.connection(), "read_timeout": 60},
+                server_id=self.config.replica_id(),
+                resume_stream=True,
+                log_file=self._file,
+                log_pos=self._offset,
+                blocking=True,
+                slave_heartbeat=HEARTBEAT_SECONDS,
+                only_events=[
+                    WriteRowsEvent,
+                    UpdateRowsEvent,
+                    DeleteRowsEvent,
+                    XidEvent,
+                    QueryEvent,
+                    RotateEvent,
+                    HeartbeatLogEvent,
+                ],
+                enable_logging=False,
+            )
+            self._reader_file = self._file
+        return self._reader
 
     def read(self, max_rows: int, wait_seconds: float) -> ChangeSet | None:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            changes = self._read_once(max_rows)
-            if changes is not None or time.monotonic() >= deadline:
-                return changes
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        try:
+            return self._read(max_rows, wait_seconds)
+        except BaseException:
+            self._drop_stream()  # the next read starts again from the confirmed position
+            raise
 
-    def _read_once(self, max_rows: int) -> ChangeSet | None:
-        from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
-        from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
+    def _read(self, max_rows: int, wait_seconds: float) -> ChangeSet | None:
+        from pymysqlreplication.event import HeartbeatLogEvent, QueryEvent, RotateEvent, XidEvent
 
         stream = self._stream()
         buffers: dict[str, TableBuffer] = {}
         truncated: dict[str, int] = {}
         pending: list[tuple[str, str, dict]] = []
-        log_file = self._file
         end: tuple[str, int] | None = None
         rows = transactions = 0
         source_time = None
-        try:
-            for event in stream:
-                if isinstance(event, RotateEvent):
-                    log_file = event.next_binlog
-                    continue
-                if isinstance(event, XidEvent) or (
-                    isinstance(event, QueryEvent) and event.query.strip().upper() == "COMMIT"
-                ):
-                    end = (log_file, event.packet.log_pos)
-                    seq = encode_position(*end)
-                    for table, op, row in pending:
-                        buffers.setdefault(table, TableBuffer()).add(op, row, seq)
-                    rows += len(pending)
-                    transactions += 1 if pending else 0
-                    source_time = event.timestamp
-                    pending = []
-                    if rows >= max_rows:
-                        break
-                    continue
-                if isinstance(event, QueryEvent):
-                    match = _TRUNCATE.match(event.query)
-                    schema = (match.group(1) if match else None) or _text(event.schema)
-                    if match and schema == self.database and match.group(2) in self._specs:
-                        end = (log_file, event.packet.log_pos)
-                        seq = encode_position(*end)
-                        buffers.setdefault(match.group(2), TableBuffer()).truncate(seq)
-                        truncated[match.group(2)] = seq
-                        transactions += 1
-                    continue
-                if event.schema != self.database or event.table not in self._specs:
-                    continue
-                table = event.table
-                for row in event.rows:
-                    if isinstance(event, UpdateRowsEvent):
-                        old, new = row["before_values"], row["after_values"]
-                        key = self._specs[table].key
-                        if any(old.get(k) != new.get(k) for k in key):
-                            pending.append((table, DELETE, self._plain(table, old)))
-                        pending.append((table, UPSERT, self._plain(table, new)))
-                    elif isinstance(event, DeleteRowsEvent):
-                        pending.append((table, DELETE, self._plain(table, row["values"])))
-                    else:
-                        pending.append((table, UPSERT, self._plain(table, row["values"])))
-        finally:
-            stream.close()
-        if end is None:
-            return None
-        position = encode_position(*end)
+        started = time.monotonic()
+        while True:
+            event = stream.fetchone()
+            if event is None or isinstance(event, HeartbeatLogEvent):
+                quiet = True
+            elif isinstance(event, RotateEvent):
+                self._reader_file = event.next_binlog
+                continue
+            elif isinstance(event, XidEvent) or (
+                isinstance(event, QueryEvent) and event.query.strip().upper() == "COMMIT"
+            ):
+                end = (self._reader_file, event.packet.log_pos)
+                seq = encode_position(*end)
+                for table, op, row in pending:
+                    buffers.setdefault(table, TableBuffer()).add(op, row, seq)
+                rows += len(pending)
+                transactions += 1 if pending else 0
+                source_time = event.timestamp or source_time
+                pending = []
+                quiet = False
+            elif isinstance(event, QueryEvent):
+                if self._query(event, buffers, truncated):
+                    end = (self._reader_file, event.packet.log_pos)
+                    transactions += 1
+                continue
+            else:
+                self._rows(event, pending)
+                continue
+            if pending:
+                continue  # never stop inside a transaction
+            elapsed = time.monotonic() - started
+            if rows >= max_rows or (end is not None and (quiet or elapsed >= BATCH_SECONDS)):
+                break
+            if end is None and quiet and elapsed >= wait_seconds:
+                return None
         return ChangeSet(
-            position=position,
+            position=encode_position(*end),
             tables={
                 t: b.to_arrow(convert=self._converter(t)) for t, b in buffers.items() if len(b)
             },
@@ -328,6 +336,44 @@ class MySQLSource:
             source_time=float(source_time) if source_time else None,
             transactions=transactions,
         )
+
+    def _query(self, event, buffers: dict[str, TableBuffer], truncated: dict[str, int]) -> bool:
+        """A statement in the binlog: only ``TRUNCATE`` of one of our tables matters."""
+        match = _TRUNCATE.match(event.query)
+        if not match:
+            return False
+        schema = match.group(1) or _text(event.schema)
+        if schema != self.database or match.group(2) not in self._specs:
+            return False
+        seq = encode_position(self._reader_file, event.packet.log_pos)
+        buffers.setdefault(match.group(2), TableBuffer()).truncate(seq)
+        truncated[match.group(2)] = seq
+        return True
+
+    def _rows(self, event, pending: list[tuple[str, str, dict]]) -> None:
+        from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
+
+        if event.schema != self.database or event.table not in self._specs:
+            return
+        table = event.table
+        key = self._specs[table].key
+        for row in event.rows:
+            if isinstance(event, UpdateRowsEvent):
+                old, new = row["before_values"], row["after_values"]
+                if any(old.get(k) != new.get(k) for k in key):
+                    pending.append((table, DELETE, self._plain(table, old)))
+                pending.append((table, UPSERT, self._plain(table, new)))
+            elif isinstance(event, DeleteRowsEvent):
+                pending.append((table, DELETE, self._plain(table, row["values"])))
+            else:
+                pending.append((table, UPSERT, self._plain(table, row["values"])))
+
+    def _drop_stream(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            finally:
+                self._reader = None
 
     def _plain(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
         types = self._types[table]
@@ -348,6 +394,7 @@ class MySQLSource:
         self._offset = changes.checkpoint["offset"]
 
     def close(self) -> None:
+        self._drop_stream()
         self._conn.close()
 
 
