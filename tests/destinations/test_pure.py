@@ -205,6 +205,8 @@ def test_config_errors_name_the_field_and_secrets_are_masked() -> None:
         )
     with pytest.raises(ConfigError, match=r"`name`"):
         parse_destination({"name": "Bad Name", "kind": "redis"})
+    with pytest.raises(ConfigError, match=r"`name`.*reserved"):
+        parse_destination({"name": "status", "kind": "redis"})
     with pytest.raises(ConfigError, match=r"routes\.0\.where\.0\.op"):
         parse_destination(
             {"name": "r", "kind": "redis", "routes": [{"where": [{"field": "a", "op": "like"}]}]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "contains"]
@@ -123,6 +123,7 @@ KIND_SETTINGS: dict[str, type[BaseModel]] = {
     "profiles": ProfilesSettings,
 }
 SECRET_FIELDS = frozenset({"secret", "write_key", "password"})
+RESERVED_NAMES = frozenset({"status"})
 
 
 class DestinationConfig(_Strict):
@@ -140,6 +141,13 @@ class DestinationConfig(_Strict):
     """Records per second at most (0: unlimited)."""
     burst: int = Field(0, ge=0)
     """Token-bucket size (0: one batch)."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"{value!r} is reserved (it is an API path); choose another name")
+        return value
 
     def typed_settings(self) -> Any:
         return KIND_SETTINGS[self.kind].model_validate(self.settings)
