@@ -153,7 +153,8 @@ class RankingPolicy(ABC):
         keys = [a.key for a in candidates]
         if len(set(keys)) != len(keys):
             raise ValueError("candidates: arm keys must be unique")
-        pinned = {k: s for k, s in context.pinned.items() if k in set(keys)}
+        keyset = set(keys)
+        pinned = {k: s for k, s in context.pinned.items() if k in keyset}
         limit = len(keys) if context.limit is None else min(context.limit, len(keys))
         free = [a for a in candidates if a.key not in pinned]
         # how many free arms the final list holds once pins are merged in
@@ -252,6 +253,7 @@ class ThompsonPolicy(RankingPolicy):
         self.affinity_weight = affinity_weight
         self.borrow_pooled = borrow_pooled
         self.quadrature_nodes = quadrature_nodes
+        self._last_params: tuple[tuple[Arm, ...], np.ndarray, np.ndarray] | None = None
 
     exact_slots = 1
 
@@ -274,17 +276,28 @@ class ThompsonPolicy(RankingPolicy):
         Parameters that close give propensities within about 0.1 % of each other, while new
         feedback changes them by more within seconds, so the cache follows the statistics.
         """
-        ab = [self.posterior(arm) for arm in arms]
+        a, b = self._params(arms)
         w, aff = self.affinity_weight, context.affinities
         return (
-            tuple(round(math.log(a), 3) for a, _ in ab),
-            tuple(round(math.log(b), 3) for _, b in ab),
+            tuple(np.round(np.log(a), 3).tolist()),
+            tuple(np.round(np.log(b), 3).tolist()),
             tuple(round(1.0 + w * float(aff.get(arm.key, 0.0)), 6) for arm in arms),
         )
 
     def _params(self, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
+        # one rank() asks for the same arms' parameters up to three times (scores, cache
+        # key, exact propensity): remember the last arms (frozen, held: identity is enough)
+        last = self._last_params
+        if (
+            last is not None
+            and len(last[0]) == len(arms)
+            and all(x is y for x, y in zip(last[0], arms, strict=True))
+        ):
+            return last[1], last[2]
         ab = np.array([self.posterior(a) for a in arms], dtype=float).reshape(-1, 2)
-        return ab[:, 0], ab[:, 1]
+        a, b = ab[:, 0], ab[:, 1]
+        self._last_params = (tuple(arms), a, b)
+        return a, b
 
     def _scores(
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
