@@ -16,6 +16,7 @@ import pytest
 
 from kirana.lake.catalog import connect
 from kirana.replication.lake import changes_since, table_path
+from kirana.replication.service import remove_source
 from kirana.replication.specs import parse_source_config
 from kirana.replication.state import ReplicationState
 from kirana.replication.sync import Replicator
@@ -227,6 +228,11 @@ def test_truncate_and_key_change(postgres_server, tmp_path):
     pg.sql("INSERT INTO skus VALUES ('z', 9)")
     replicator.run()
     assert _lake(tmp_path, "SELECT code, price FROM cat_skus") == [("z", 9)]
+    remove_source(replicator.state, "cat")
+    assert pg.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'kirana_cat'") == [
+        (0,)
+    ]
+    assert pg.sql("SELECT count(*) FROM pg_publication WHERE pubname = 'kirana_cat'") == [(0,)]
 
 
 def test_unchanged_toast_values_are_kept(postgres_server, tmp_path):

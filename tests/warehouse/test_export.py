@@ -179,3 +179,70 @@ def test_every_lake_table_is_queryable_together_by_name(tmp_path):
         {"respondent": "u1", "score": 9, "orders": 2},
         {"respondent": "u2", "score": 3, "orders": 2},
     ]
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_export_through_the_cli_and_the_api(kirana, tmp_path, warehouse):
+    conn, schema = warehouse
+    data = kirana.settings.data_dir
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    _drop(drops, "a.csv", "sku,stock\nA,1\nB,2\n")
+    added = runner.invoke(
+        app,
+        [
+            "sources",
+            "add-files",
+            "inv",
+            "--path",
+            str(drops),
+            "--format",
+            "csv",
+            "--key",
+            "sku",
+            "--settle-seconds",
+            "0",
+            "--data-dir",
+            str(data),
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert runner.invoke(app, ["sources", "sync", "inv", "--data-dir", str(data)]).exit_code == 0
+    exported = runner.invoke(
+        app,
+        [
+            "warehouse",
+            "export",
+            "--dsn",
+            POSTGRES_DSN,
+            "--schema",
+            schema,
+            "--table",
+            "inv_data",
+            "--data-dir",
+            str(data),
+        ],
+    )
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout.strip().splitlines()[-1])["inv_data"]["rows"] == 2
+    unknown = runner.invoke(
+        app,
+        ["warehouse", "export", "--dsn", POSTGRES_DSN, "--table", "nope", "--data-dir", str(data)],
+    )
+    assert unknown.exit_code == 1 and "no lake table(s) ['nope']" in unknown.output
+    _drop(drops, "b.csv", "sku,stock\nB,20\n")
+    admin = {"Authorization": f"Bearer {kirana.admin_token}"}
+    with kirana.client() as http:
+        assert http.post("/v1/replication/sources/inv/sync", headers=admin).json()["rows"] == 1
+        answer = http.post(
+            "/v1/warehouse/export",
+            json={"dsn": POSTGRES_DSN, "schema_name": schema, "tables": ["inv_data"]},
+            headers=admin,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["inv_data"]["mode"] == "change_feed"
+        no_dsn = http.post("/v1/warehouse/export", json={"tables": ["inv_data"]}, headers=admin)
+        assert no_dsn.status_code == 422 and "dsn" in no_dsn.json()["message"]
+    rows = conn.execute(f'SELECT sku, stock FROM "{schema}".inv_data ORDER BY 1').fetchall()
+    assert rows == [("A", 1), ("B", 20)]
