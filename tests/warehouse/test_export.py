@@ -246,3 +246,23 @@ def test_export_through_the_cli_and_the_api(kirana, tmp_path, warehouse):
         assert no_dsn.status_code == 422 and "dsn" in no_dsn.json()["message"]
     rows = conn.execute(f'SELECT sku, stock FROM "{schema}".inv_data ORDER BY 1').fetchall()
     assert rows == [("A", 1), ("B", 20)]
+
+
+@pytest.mark.server
+def test_a_rewritten_table_exports_its_final_rows(tmp_path, warehouse):
+    """A snapshot or truncate rewrites the table: deletes and inserts of one key in one commit."""
+    import pyarrow as pa
+
+    from kirana.replication.changes import TableSpec
+    from kirana.replication.lake import ReplicatedTable
+
+    conn, schema = warehouse
+    lake = tmp_path / "lake"
+    table = ReplicatedTable(lake, "erp", TableSpec("stock", ("sku",)))
+    table.replace(pa.table({"sku": ["a", "b"], "n": [1, 2], "_kirana_seq": [1, 1]}), 1)
+    export_tables(lake, POSTGRES_DSN, schema, ["erp_stock"])
+    table.replace(pa.table({"sku": ["b", "c"], "n": [20, 30], "_kirana_seq": [5, 5]}), 5)
+    report = export_tables(lake, POSTGRES_DSN, schema, ["erp_stock"])
+    assert report["erp_stock"]["mode"] == "change_feed"
+    rows = conn.execute(f'SELECT sku, n FROM "{schema}".erp_stock ORDER BY 1').fetchall()
+    assert rows == [("b", 20), ("c", 30)]

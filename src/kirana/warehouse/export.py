@@ -212,7 +212,11 @@ class TableExport:
 
 
 def _last_per_key(feed: pa.Table, key: list[str]) -> pa.Table:
-    """The last row per key of a table already in change order."""
+    """The last row per key of a table already in change order.
+
+    Within one commit a key is both deleted and inserted only when the commit
+    rewrote the table (a snapshot, a truncate): the insert is the final state.
+    """
     import duckdb
 
     conn = duckdb.connect()
@@ -221,7 +225,7 @@ def _last_per_key(feed: pa.Table, key: list[str]) -> pa.Table:
         keys = ", ".join(ddl.ident(k) for k in key)
         return conn.sql(
             f"SELECT * FROM feed QUALIFY row_number() OVER (PARTITION BY {keys}"
-            " ORDER BY _commit_version DESC, __order DESC) = 1"
+            " ORDER BY _commit_version DESC, _change_type <> 'delete' DESC, __order DESC) = 1"
         ).to_arrow_table()
     finally:
         conn.close()
