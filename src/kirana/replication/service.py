@@ -26,11 +26,12 @@ def source_status(state: ReplicationState, lake_dir: Path, name: str) -> dict[st
     config = state.get(name)
     progress = state.progress(name)
     tables = {}
-    names = (
-        [config.table]
-        if config.kind == "files"
-        else [t.lake_name("public" if config.kind == "postgres" else "") for t in config.tables]
-    )
+    if config.kind == "files":
+        names = [config.table]
+    elif config.kind == "mysql":  # one database per source: the table name alone
+        names = [t.name.rpartition(".")[2] for t in config.tables]
+    else:
+        names = [t.lake_name("public") for t in config.tables]
     for table in names:
         path = table_path(lake_dir, name, table)
         try:
