@@ -14,7 +14,7 @@ no affinities is ranked by the sampled CTR alone (popularity, in their audience 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 
 import msgspec
@@ -113,11 +113,15 @@ def rank_placement(
     eviction: EvictionRule | None = None,
     decision_id: str | None = None,
     evicted_arms: frozenset[str] | None = None,
+    arm_cache: MutableMapping[tuple, Arm] | None = None,
 ) -> Decision:
     """Choose and order the widgets and items ``user`` sees at ``placement`` now.
 
-    ``evicted_arms`` lets a server pass the eviction verdicts it keeps per segment instead of
-    reviewing every arm on every request (they change only when the statistics do).
+    For servers: ``evicted_arms`` passes the eviction verdicts kept per segment instead of
+    reviewing every arm on every request (they change only when the statistics do), and
+    ``arm_cache`` memoises each arm's counts by (placement, arm, segment, epoch) across
+    requests; the caller empties it when the statistics change (or every second, as counts
+    decay by a relative 1e-6 a second).
     """
     if now.utcoffset() is None:
         raise ValueError("now: must include a UTC offset")
@@ -141,7 +145,16 @@ def rank_placement(
             cand = rules.Candidate(w, items=items)
         kept[w.key] = cand
 
-    arms = [_arm(stats, placement.key, k, segment, t, c.widget.epoch) for k, c in kept.items()]
+    def arm(key: str, epoch: Epoch) -> Arm:
+        if arm_cache is None:
+            return _arm(stats, placement.key, key, segment, t, epoch)
+        memo = (placement.key, key, segment, epoch)
+        hit = arm_cache.get(memo)
+        if hit is None:
+            hit = arm_cache[memo] = _arm(stats, placement.key, key, segment, t, epoch)
+        return hit
+
+    arms = [arm(k, c.widget.epoch) for k, c in kept.items()]
     context = RankContext(
         limit=placement.max_widgets,
         affinities={k: user.affinities[k] for k in kept if k in user.affinities},
@@ -158,7 +171,7 @@ def rank_placement(
         if cand.items:
             by_arm = {item_arm(w.key, i.key): i for i in cand.items}
             item_ranking = policy.rank(
-                [_arm(stats, placement.key, a, segment, t, i.epoch) for a, i in by_arm.items()],
+                [arm(a, i.epoch) for a, i in by_arm.items()],
                 RankContext(
                     limit=w.max_items,
                     affinities={

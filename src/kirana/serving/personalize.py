@@ -27,7 +27,13 @@ import msgspec
 import numpy as np
 
 from kirana.automation.affinity import affinities, user_tags
-from kirana.automation.bandit import PopularityPolicy, RankingPolicy, ThompsonPolicy, UniformPolicy
+from kirana.automation.bandit import (
+    Arm,
+    PopularityPolicy,
+    RankingPolicy,
+    ThompsonPolicy,
+    UniformPolicy,
+)
 from kirana.automation.eviction import EvictionRule, evicted, review
 from kirana.automation.ranking import Decision, rank_placement
 from kirana.automation.rules import UserContext
@@ -107,6 +113,8 @@ class PersonalizeService:
         self.rng = rng if rng is not None else np.random.default_rng()
         self._verdicts: dict[tuple, frozenset[str]] = {}
         self._counts = CountsView(stats)
+        self._arms: dict[tuple, Arm] = {}
+        self._arms_stamp: tuple[int, int] = (-1, -1)
 
     def personalize(
         self,
@@ -163,6 +171,7 @@ class PersonalizeService:
                 eviction=self.eviction,
                 decision_id=decision.decision_id,
                 evicted_arms=self._evicted(compiled, segment or "all", now),
+                arm_cache=self._arms_for(now),
             )
         if request.limit is not None and len(decision.widgets) > request.limit:
             decision = msgspec.structs.replace(decision, widgets=decision.widgets[: request.limit])
@@ -180,6 +189,14 @@ class PersonalizeService:
         return self._response(decision, compiled, user, lists, sources, assignments)
 
     # -- inputs --------------------------------------------------------------------
+
+    def _arms_for(self, now: datetime) -> dict[tuple, Arm]:
+        """Arms (decayed counts) shared by every request within one second and one snapshot
+        of the statistics."""
+        stamp = (self.stats.rev, int(now.timestamp()))
+        if stamp != self._arms_stamp:
+            self._arms, self._arms_stamp = {}, stamp
+        return self._arms
 
     def _evicted(self, compiled: CompiledPlacement, segment: str, now: datetime) -> frozenset[str]:
         """Eviction verdicts per placement and segment, recomputed when the statistics or the
