@@ -46,6 +46,18 @@ class _Base(BaseModel):
     """Source name: lower-case letters, digits, underscores; tables appear as ``<name>_<table>``."""
 
 
+def _log_ordered(tables: list[TableConfig]) -> list[TableConfig]:
+    """Database changes are ordered by the log; a precombine column would drop deletes
+    (they carry only the key) and is refused."""
+    for table in tables:
+        if table.precombine:
+            raise ValueError(
+                f"table {table.name!r}: `precombine` applies to file drops; database changes "
+                "are ordered by their position in the log"
+            )
+    return tables
+
+
 class PostgresConfig(_Base):
     """Snapshot, then logical replication with ``pgoutput``."""
 
@@ -57,6 +69,11 @@ class PostgresConfig(_Base):
     """Replication slot name (default ``kirana_<name>``)."""
     publication: str = ""
     """Publication name (default ``kirana_<name>``); created if missing."""
+
+    @field_validator("tables")
+    @classmethod
+    def _ordered_by_log(cls, tables: list[TableConfig]) -> list[TableConfig]:
+        return _log_ordered(tables)
 
     def slot_name(self) -> str:
         return self.slot or f"kirana_{self.name}"
@@ -74,6 +91,11 @@ class MySQLConfig(_Base):
     tables: list[TableConfig] = Field(min_length=1)
     server_id: int = Field(0, ge=0, lt=2**32)
     """Replica server id to announce (0: derived from the source name)."""
+
+    @field_validator("tables")
+    @classmethod
+    def _ordered_by_log(cls, tables: list[TableConfig]) -> list[TableConfig]:
+        return _log_ordered(tables)
 
     @field_validator("dsn")
     @classmethod
