@@ -253,7 +253,8 @@ class ThompsonPolicy(RankingPolicy):
         self.affinity_weight = affinity_weight
         self.borrow_pooled = borrow_pooled
         self.quadrature_nodes = quadrature_nodes
-        self._last_params: tuple[tuple[Arm, ...], np.ndarray, np.ndarray] | None = None
+        self._params_memo: dict[tuple, tuple] = {}
+        self._keys: dict[tuple, tuple] = {}
 
     exact_slots = 1
 
@@ -276,36 +277,53 @@ class ThompsonPolicy(RankingPolicy):
         Parameters that close give propensities within about 0.1 % of each other, while new
         feedback changes them by more within seconds, so the cache follows the statistics.
         """
-        a, b = self._params(arms)
         w, aff = self.affinity_weight, context.affinities
-        return (
-            tuple(np.round(np.log(a), 3).tolist()),
-            tuple(np.round(np.log(b), 3).tolist()),
-            tuple(round(1.0 + w * float(aff.get(arm.key, 0.0)), 6) for arm in arms),
-        )
+        factors = tuple(round(1.0 + w * float(aff.get(arm.key, 0.0)), 6) for arm in arms)
+        memo = (tuple(map(id, arms)), factors)
+        hit = self._keys.get(memo)
+        if hit is None:
+            a, b = self._params(arms)
+            key = (tuple(np.round(np.log(a), 3).tolist()), tuple(np.round(np.log(b), 3).tolist()))
+            hit = self._remember(self._keys, memo, (tuple(arms), (*key, factors)))
+        return hit[1]
 
     def _params(self, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
-        # one rank() asks for the same arms' parameters up to three times (scores, cache
-        # key, exact propensity): remember the last arms (frozen, held: identity is enough)
-        last = self._last_params
-        if (
-            last is not None
-            and len(last[0]) == len(arms)
-            and all(x is y for x, y in zip(last[0], arms, strict=True))
-        ):
-            return last[1], last[2]
-        ab = np.array([self.posterior(a) for a in arms], dtype=float).reshape(-1, 2)
-        a, b = ab[:, 0], ab[:, 1]
-        self._last_params = (tuple(arms), a, b)
+        a, b, _ = self._posteriors(arms)
         return a, b
+
+    def _posteriors(self, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray, list]:
+        """(a, b) as arrays and as a list of pairs.
+
+        Remembered by the arms' identities: one rank() asks up to three times (scores,
+        cache key, exact propensity), and a server that reuses its Arm objects across
+        requests (``rank_placement(arm_cache=…)``) asks again on every request. Arms are
+        frozen and the entry holds them, so an identity cannot be reused while remembered.
+        """
+        memo = tuple(map(id, arms))
+        hit = self._params_memo.get(memo)
+        if hit is None:
+            ab = np.array([self.posterior(a) for a in arms], dtype=float).reshape(-1, 2)
+            hit = self._remember(
+                self._params_memo, memo, (tuple(arms), (ab[:, 0], ab[:, 1], ab.tolist()))
+            )
+        return hit[1]
+
+    @staticmethod
+    def _remember(memo: dict, key: tuple, value: tuple) -> tuple:
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[key] = value
+        return value
 
     def _scores(
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
     ) -> np.ndarray:
+        factors = _affinity_factors(arms, context, self.affinity_weight)
+        if draws == 1:  # one ranking: scalar draws are cheaper and give the same stream
+            pairs = self._posteriors(arms)[2]
+            return np.array([[rng.beta(a, b) for a, b in pairs]]) * factors
         a, b = self._params(arms)
-        return rng.beta(a, b, size=(draws, len(arms))) * _affinity_factors(
-            arms, context, self.affinity_weight
-        )
+        return rng.beta(a, b, size=(draws, len(arms))) * factors
 
     def _exact_propensity(
         self, arms: Sequence[Arm], context: RankContext, position: int, index: int
