@@ -27,6 +27,7 @@ from kirana.identity.rules import Identifier, IdentityRules
 from kirana.identity.store import SQLProfileStore
 from kirana.lake.loader import LakeLoader
 from kirana.privacy.erase import ErasureReport, erase
+from kirana.privacy.participants import Participant
 from kirana.privacy.suppression import SuppressionList
 from kirana.process.channel import ChannelClosed
 from kirana.profiles.realtime import RealtimeAudiences
@@ -55,6 +56,20 @@ EXTENSIONS: tuple[str, ...] = (
     "kirana.serving.extension",
     "kirana.replication.service",
     "kirana.warehouse.schedule",
+)
+
+#: Subsystems that keep personal data of their own and take part in erasure (see
+#: ``privacy/participants.py``). Each names a module with
+#: ``participant(platform: Platform) -> Participant``; erasure runs them in the process
+#: that calls ``Platform.erase`` (the API process), in this order, after the event log,
+#: profile store and ``events`` table. Replicated tables are not here: they mirror the
+#: customer's source databases, where an erasure belongs (and then replicates).
+ERASURE: tuple[str, ...] = (
+    "kirana.models.erasure",
+    "kirana.serving.erasure",
+    "kirana.experiments.erasure",
+    "kirana.syncs.erasure",
+    "kirana.destinations.erasure",
 )
 
 
@@ -157,6 +172,7 @@ class Platform:
     jobs: dict[str, ScheduledJob] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _erasers: list[tuple[str, Participant]] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -244,6 +260,10 @@ class Platform:
     def on_close(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` when the platform closes (after the consumers stop)."""
         self._closers.append(fn)
+
+    def on_erase(self, name: str, participant: Participant) -> None:
+        """Also run ``participant`` when a person is erased (after those in ``ERASURE``)."""
+        self._erasers.append((name, participant))
 
     def start(self) -> None:
         if self.worker is not None:
@@ -344,7 +364,16 @@ class Platform:
             quarantine_delete=self.store.delete_quarantined_containing,
             drain=lambda: self.drain(timeout=120),
             on_suppressed=self._suppressed,
+            participants=self.erasure_participants(),
         )
+
+    def erasure_participants(self) -> list[tuple[str, Participant]]:
+        """Every subsystem's erasure step, by name (``ERASURE`` then ``on_erase``)."""
+        found = [
+            (module.rsplit(".", 2)[-2], importlib.import_module(module).participant(self))
+            for module in ERASURE
+        ]
+        return found + self._erasers
 
     def _suppressed(self, identities: list[Identifier]) -> None:
         self.suppression.add(identities)

@@ -28,9 +28,11 @@ def delete(
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Erase the person's profile, lake rows, log records and quarantined events."""
+    """Erase the person everywhere Kirana writes: profile, log, lake, model outputs and
+    serving lists, decisions, exposures, sync snapshots, delivery queues, quarantine."""
     from kirana.config import load_settings
     from kirana.eventlog.protocol import LogLocked
+    from kirana.privacy.participants import ErasureIncomplete
     from kirana.profiles.view import ID_TYPES
     from kirana.runtime import Platform
 
@@ -46,7 +48,10 @@ def delete(
         platform.start()
         for candidate in [id_type] if id_type else list(ID_TYPES):
             value = identifier.lower() if candidate == "email" else identifier
-            report = platform.erase((candidate, value))
+            try:
+                report = platform.erase((candidate, value))
+            except ErasureIncomplete as exc:
+                raise fail(str(exc)) from exc
             if report is not None:
                 typer.echo(json.dumps(report.__dict__, indent=2, default=str))
                 return

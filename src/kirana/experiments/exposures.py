@@ -193,6 +193,11 @@ class Assigner:
             return exposures
         return self._log(exposures, attrs, context)
 
+    def forget_known(self) -> None:
+        """Drop the in-process set of logged units (after an erasure: it holds their ids)."""
+        with self._known_lock:
+            self._known.clear()
+
     def _needs_profile(self) -> bool:
         return any(
             e.status == "running" and (e.targeting or e.audiences)

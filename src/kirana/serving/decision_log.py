@@ -24,6 +24,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,13 @@ class DecisionLog:
         table.cleanup_metadata()
         self._commits = 0
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Write what is queued, then hold the writer: for erasure, which rewrites the table."""
+        self.flush()
+        with self._flush_lock:
+            yield
+
     def close(self) -> None:
         """Stop the thread and write what is queued (a clean shutdown loses nothing)."""
         self._stop.set()
@@ -166,6 +175,20 @@ class DecisionLog:
             self.flush()
         except Exception:
             log.exception("decision log: final flush failed; %d decisions lost", len(self._pending))
+
+
+def unless_suppressed(
+    append: Callable[[LoggedRow], None], suppressed: Callable[[str | None, str | None], bool]
+) -> Callable[[LoggedRow], None]:
+    """``append`` for every decision except those about erased (suppressed) people."""
+
+    def guarded(row: LoggedRow) -> None:
+        key = row.decision.user_id  # "u:<user id>" or "a:<anonymous id>"
+        user, anonymous = (key[2:], None) if key.startswith("u:") else (None, key[2:])
+        if not suppressed(user, anonymous):
+            append(row)
+
+    return guarded
 
 
 _encode = msgspec.json.Encoder().encode

@@ -8,12 +8,13 @@ through ``content.sqlite``, recommendation lists through ``serving.sqlite``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kirana.serving.caches import ContentCache, RecommendationCache, Refresher, StatsCache
 from kirana.serving.content_store import ContentStore, content_path
-from kirana.serving.decision_log import DecisionLog
+from kirana.serving.decision_log import DecisionLog, unless_suppressed
 from kirana.serving.feedback_consumer import FeedbackConsumer
 from kirana.serving.feedback_store import FeedbackStore, feedback_path
 from kirana.serving.personalize import PersonalizeService
@@ -55,8 +56,13 @@ class Personalization:
             store.close()
 
 
-def build(settings: Settings, profile_store: object) -> Personalization:
-    """Open the stores and caches the personalise API reads, and the decision log."""
+def build(
+    settings: Settings,
+    profile_store: object,
+    suppressed: Callable[[str | None, str | None], bool] | None = None,
+) -> Personalization:
+    """Open the stores and caches the personalise API reads, and the decision log (which
+    skips decisions about people ``suppressed`` says were erased)."""
     auto = settings.automation
     content = ContentStore(content_path(settings.state_dir))
     feedback = FeedbackStore(feedback_path(settings.state_dir))
@@ -66,8 +72,11 @@ def build(settings: Settings, profile_store: object) -> Personalization:
     stats_cache = StatsCache(feedback, auto.half_life_hours * 3600)
     recs = RecommendationCache(serving)
     decisions = DecisionLog(settings.lake_dir, flush_seconds=auto.decision_flush_seconds)
+    log_decision = decisions.append
+    if suppressed is not None:
+        log_decision = unless_suppressed(decisions.append, suppressed)
     service = PersonalizeService(
-        auto, profiles, content_cache, stats_cache, recs, feedback, decisions.append
+        auto, profiles, content_cache, stats_cache, recs, feedback, log_decision
     )
     refresher = Refresher(
         auto.refresh_seconds, content_cache.refresh, stats_cache.refresh, recs.refresh
@@ -80,5 +89,8 @@ def personalization(platform: Platform) -> Personalization:
     from kirana.runtime import open_profile_store
 
     return platform.service(
-        SERVICE, lambda: build(platform.settings, open_profile_store(platform.settings))
+        SERVICE,
+        lambda: build(
+            platform.settings, open_profile_store(platform.settings), platform.suppression
+        ),
     )

@@ -97,5 +97,9 @@ class ProfileReader:
             frozenset(store.audiences_of(profile_id)),
         )
 
+    def forget(self) -> None:
+        """Drop every cached look-up (after an erasure)."""
+        self._cache = {}
+
     def close(self) -> None:
         self._store.close()

@@ -90,6 +90,24 @@ class ServingStore:
             return []
         return [(item, score) for item, score in msgspec.json.decode(row[0])]
 
+    def delete_keys(self, widgets: Iterable[str], keys: Iterable[str]) -> int:
+        """Remove the lists of ``keys`` in ``widgets`` (an erased person); returns how many."""
+        pairs = [(w, k) for w in widgets for k in keys]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = sum(
+                    self._db.execute(
+                        "DELETE FROM recommendations WHERE widget = ? AND key = ?", pair
+                    ).rowcount
+                    for pair in pairs
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return removed
+
     def versions(self) -> dict[str, tuple[str, int]]:
         """Per widget: the published version and its number of keys."""
         with self._lock:

@@ -1,0 +1,147 @@
+"""How subsystems that keep personal data of their own take part in an erasure.
+
+The privacy package erases what it owns (event log, ``events`` lake table, profile store,
+quarantine). Everything else that may hold a person — model outputs, the serving store, the
+decision log, experiment exposures, delivery queues, sync snapshots — plugs in as a
+*participant*: a named function from the :class:`Person` to per-store counts. The privacy
+package never imports those subsystems; ``runtime.ERASURE`` lists their modules, each with
+``participant(platform) -> Participant``, and ``Platform.on_erase`` adds more at run time.
+
+Every participant must be idempotent (an erasure may be run again, after a failure or by
+mistake, and must then find nothing and change nothing) and must leave no copy behind:
+SQLite files are rebuilt (:func:`vacuum_sqlite`), Delta tables are vacuumed and their commit
+history folded into one checkpoint (:func:`forget_delta_history`), because file statistics
+and DELETE predicates in old commits would otherwise still name the person.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
+
+from kirana.identity.rules import Identifier
+
+#: The default log retention Delta uses when a table sets none.
+DEFAULT_LOG_RETENTION = "interval 30 days"
+LOG_RETENTION = "delta.logRetentionDuration"
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is being erased: their profile (None when only an identifier is left) and ids."""
+
+    profile_id: str | None
+    identities: tuple[Identifier, ...]
+
+    @property
+    def values(self) -> list[str]:
+        """Every identifier value, and the profile id (some tables are keyed by it)."""
+        out = sorted({v for _, v in self.identities})
+        return [*out, self.profile_id] if self.profile_id else out
+
+    @property
+    def customer_ids(self) -> list[str]:
+        """The ids the lake and model outputs key customers by (user id, else anonymous id)."""
+        return sorted({v for t, v in self.identities if t in ("user_id", "anonymous_id")})
+
+    @property
+    def user_keys(self) -> list[str]:
+        """Keys of the personalise API and its frequency caps (``u:<user>`` / ``a:<anon>``)."""
+        keys = [f"u:{v}" for t, v in self.identities if t == "user_id"]
+        return sorted(keys + [f"a:{v}" for t, v in self.identities if t == "anonymous_id"])
+
+
+#: Erase ``person`` from one subsystem; returns counts per store (rows, files, keys).
+Participant = Callable[[Person], dict[str, int]]
+
+
+class ErasureIncomplete(RuntimeError):
+    """Some participants failed; the message names them. Running the erasure again resumes."""
+
+
+def run_participants(
+    participants: list[tuple[str, Participant]], person: Person
+) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Run every participant (a failure does not stop the others): (counts, errors) by name."""
+    counts: dict[str, dict[str, int]] = {}
+    errors: dict[str, str] = {}
+    for name, erase in participants:
+        try:
+            counts[name] = erase(person)
+        except Exception as exc:  # reported; the caller raises ErasureIncomplete
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return counts, errors
+
+
+def vacuum_sqlite(conn: sqlite3.Connection, attempts: int = 50) -> None:
+    """Rebuild a SQLite file so no free page or WAL frame keeps deleted rows.
+
+    ``secure_delete`` alone is not enough: rows updated or deleted earlier without it left
+    their bytes in free space. VACUUM writes a fresh file; the TRUNCATE checkpoints fold the
+    WAL into it and cut the WAL to zero bytes (retried while another connection reads).
+    """
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    for _ in range(attempts):
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if not busy:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("another connection kept reading; the SQLite WAL could not be emptied")
+
+
+def vacuum_sqlite_file(path: Path) -> None:
+    """:func:`vacuum_sqlite` on a file of another component, through a connection of our own."""
+    if not path.exists():
+        return
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=30000")
+        vacuum_sqlite(conn)
+    finally:
+        conn.close()
+
+
+def forget_delta_history(path: Path) -> None:
+    """Vacuum a Delta table's replaced files and fold its commit log into one checkpoint.
+
+    Old commit files keep per-file min/max statistics and DELETE predicates, either of which
+    can name an erased person long after their rows are gone. Log retention is set to zero
+    only for the clean-up, then put back, so the table's own settings are unchanged. Call it
+    while no writer of the table can commit files (its lock held): a full vacuum deletes
+    every file the log does not reference.
+    """
+    if not (path / "_delta_log").is_dir():
+        return
+    DeltaTable(path).vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True
+    )
+    previous = DeltaTable(path).metadata().configuration.get(LOG_RETENTION)
+    _retrying(
+        lambda: DeltaTable(path).alter.set_table_properties({LOG_RETENTION: "interval 0 seconds"})
+    )
+    table = DeltaTable(path)
+    table.create_checkpoint()
+    table.cleanup_metadata()
+    _retrying(
+        lambda: DeltaTable(path).alter.set_table_properties(
+            {LOG_RETENTION: previous or DEFAULT_LOG_RETENTION}
+        )
+    )
+
+
+def _retrying(fn, attempts: int = 10):
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except CommitFailedError:  # another writer committed meanwhile: redo on its version
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    return None
