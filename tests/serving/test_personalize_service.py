@@ -210,3 +210,7 @@ def test_frequently_bought_together_uses_the_items_in_view(env: Env) -> None:
     assert [i.key for i in r.widgets[0].items] == ["butter", "scones"]
     with pytest.raises(PlacementNotFound, match="known: home_feed, product_page"):
         env.service.personalize(PersonalizeRequest("cart", "u1"))
+    # a placement created a moment ago is found without waiting for the refresher
+    env.content.create_placement({"key": "cart", "widgets": ["fbt"]})
+    r = env.service.personalize(PersonalizeRequest("cart", "u1", item_ids=("jam",)))
+    assert [i.key for i in r.widgets[0].items] == ["bread", "scones"]

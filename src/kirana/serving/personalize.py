@@ -124,6 +124,8 @@ class PersonalizeService:
         assigner: ExperimentAssigner | None = None,
     ) -> PersonalizeResponse:
         compiled = self.content.get(request.placement)
+        if compiled is None and self.content.refresh():  # created since the last refresh?
+            compiled = self.content.get(request.placement)
         if compiled is None:
             known = ", ".join(sorted(self.content.placements)) or "none yet"
             raise PlacementNotFound(
