@@ -26,6 +26,16 @@ runner = CliRunner()
 
 
 @pytest.fixture
+def settings(tmp_path: Path):
+    """The server's own replication job stays off here: these tests sync by hand."""
+    from kirana.config import load_settings
+
+    return load_settings(
+        tmp_path / "data", lake={"linger_seconds": 0.2}, replication={"run_in_serve": False}
+    )
+
+
+@pytest.fixture
 def warehouse():
     """A fresh schema in the machine's PostgreSQL, dropped afterwards."""
     import psycopg

@@ -181,7 +181,8 @@ def sync(
 
     replicator = Replicator(config, settings.lake_dir, state, max_rows=max_rows)
     try:
-        report = replicator.run(follow=follow, on_batch=progress)
+        # a round of the `serve` job ends once caught up: wait for it rather than fail
+        report = replicator.run(follow=follow, on_batch=progress, lock_wait_seconds=30)
     except SourceBusy as exc:
         raise fail(str(exc)) from exc
     except KeyboardInterrupt:

@@ -294,19 +294,27 @@ class ReplicationState:
     # -- one replicator per source at a time --------------------------------------
 
     @contextmanager
-    def exclusive(self, name: str) -> Iterator[None]:
-        """Hold the source's lock file, or raise SourceBusy (another process is syncing it)."""
+    def exclusive(self, name: str, wait_seconds: float = 0.0) -> Iterator[None]:
+        """Hold the source's lock file, waiting up to ``wait_seconds`` for it.
+
+        Raises SourceBusy when another process (or thread) keeps syncing the source.
+        """
         lock_dir = self.dir / "replication-locks"
         lock_dir.mkdir(exist_ok=True)
         fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_seconds
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise SourceBusy(
-                    f"source {name!r} is being replicated by another process "
-                    "(`kirana serve` or another `kirana sources sync`); wait or stop that one"
-                ) from exc
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError as exc:
+                    if time.monotonic() >= deadline:
+                        raise SourceBusy(
+                            f"source {name!r} is being replicated by another process (`kirana"
+                            " serve` or `kirana sources sync --follow`); wait or stop that one"
+                        ) from exc
+                    time.sleep(0.1)
             yield
         finally:
             os.close(fd)

@@ -90,12 +90,17 @@ class Replicator:
         stop: threading.Event | None = None,
         max_seconds: float | None = None,
         on_batch: Callable[[SyncReport], None] | None = None,
+        lock_wait_seconds: float = 0.0,
     ) -> SyncReport:
-        """Replicate; return when caught up (or, with ``follow``, when ``stop`` is set)."""
+        """Replicate; return when caught up (or, with ``follow``, when ``stop`` is set).
+
+        Waits up to ``lock_wait_seconds`` for another replicator of the same source
+        (e.g. a round of the ``serve`` job) to finish.
+        """
         name = self.config.name
         report = SyncReport(name)
-        started = time.monotonic()
-        with self.state.exclusive(name):
+        with self.state.exclusive(name, lock_wait_seconds):
+            started = time.monotonic()
             source = open_source(self.config, self.state)
             try:
                 sinks = {

@@ -104,7 +104,7 @@ async def sync_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str
         raise _not_found(exc) from exc
     replicator = Replicator(config, platform.settings.lake_dir, state)
     try:
-        report = await run_in_threadpool(replicator.run, max_seconds=60)
+        report = await run_in_threadpool(replicator.run, max_seconds=60, lock_wait_seconds=30)
     except SourceBusy as exc:
         raise HTTPException(409, detail={"code": "busy", "message": str(exc)}) from exc
     except Exception as exc:
