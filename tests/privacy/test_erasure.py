@@ -193,5 +193,8 @@ def test_cli_erases_offline(settings) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["lake_rows_deleted"] == 4
+    printed = json.loads(result.output)
+    assert printed["lake_rows_deleted"] == 4
+    # the same path as the API: every participant ran (and found nothing of hers here)
+    assert set(printed["details"]) == {"models", "serving", "experiments", "syncs", "destinations"}
     assert occurrences(settings.data_dir, ALICE_MARKERS) == []

@@ -9,9 +9,10 @@ package never imports those subsystems; ``runtime.ERASURE`` lists their modules,
 
 Every participant must be idempotent (an erasure may be run again, after a failure or by
 mistake, and must then find nothing and change nothing) and must leave no copy behind:
-SQLite files are rebuilt (:func:`vacuum_sqlite`), Delta tables are vacuumed and their commit
-history folded into one checkpoint (:func:`forget_delta_history`), because file statistics
-and DELETE predicates in old commits would otherwise still name the person.
+SQLite files are rebuilt (:func:`vacuum_sqlite`), rows leave Delta tables file by file
+(``delta_rows``), replaced files are vacuumed (:func:`vacuum_delta`), and a table whose old
+commits carry statistics on an identifier column has its history folded into one checkpoint
+(:func:`forget_delta_history`).
 """
 
 from __future__ import annotations
@@ -108,32 +109,38 @@ def vacuum_sqlite_file(path: Path) -> None:
         conn.close()
 
 
-def forget_delta_history(path: Path) -> None:
-    """Vacuum a Delta table's replaced files and fold its commit log into one checkpoint.
+def vacuum_delta(path: Path) -> None:
+    """Delete every file of a Delta table that its current version does not use.
 
-    Old commit files keep per-file min/max statistics and DELETE predicates, either of which
-    can name an erased person long after their rows are gone. Log retention is set to zero
-    only for the clean-up, then put back, so the table's own settings are unchanged. Call it
-    while no writer of the table can commit files (its lock held): a full vacuum deletes
-    every file the log does not reference.
+    A *full* vacuum with no retention: files replaced by older commits (compaction, earlier
+    runs) go too, not only those tombstoned since the last checkpoint. Call it while no
+    writer of the table can have written a file it has not committed yet (its lock held).
+    """
+    if (path / "_delta_log").is_dir():
+        DeltaTable(path).vacuum(
+            retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True
+        )
+
+
+def forget_delta_history(path: Path) -> None:
+    """:func:`vacuum_delta`, then fold the table's commit log into one checkpoint.
+
+    For tables whose old commits name people: per-file min/max statistics on an identifier
+    column outlive the rows. Log retention is set to zero only for the clean-up, then put
+    back, so the table's settings are unchanged. The price: time travel (and an incremental
+    warehouse export) cannot reach versions before the erasure.
     """
     if not (path / "_delta_log").is_dir():
         return
-    DeltaTable(path).vacuum(
-        retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True
-    )
+    vacuum_delta(path)
     previous = DeltaTable(path).metadata().configuration.get(LOG_RETENTION)
-    _retrying(
-        lambda: DeltaTable(path).alter.set_table_properties({LOG_RETENTION: "interval 0 seconds"})
-    )
+    zero = {LOG_RETENTION: "interval 0 seconds"}
+    _retrying(lambda: DeltaTable(path).alter.set_table_properties(zero))
     table = DeltaTable(path)
     table.create_checkpoint()
     table.cleanup_metadata()
-    _retrying(
-        lambda: DeltaTable(path).alter.set_table_properties(
-            {LOG_RETENTION: previous or DEFAULT_LOG_RETENTION}
-        )
-    )
+    restored = {LOG_RETENTION: previous or DEFAULT_LOG_RETENTION}
+    _retrying(lambda: DeltaTable(path).alter.set_table_properties(restored))
 
 
 def _retrying(fn, attempts: int = 10):

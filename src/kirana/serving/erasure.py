@@ -3,7 +3,8 @@
 Listed in ``runtime.ERASURE``; runs in the API process, which owns the decision log's
 writer. The writer first writes what it has queued (so a decision about the person that was
 waiting in memory is not appended after the delete), then is held while the person's rows
-leave the ``decisions`` table, whose replaced files and commit history are then dropped. From
+leave the ``decisions`` table and every file it no longer uses is deleted (its commit log
+needs no clean-up: the table keeps statistics only on columns that name nobody). From
 suppression on, decisions about the person are not logged at all
 (`decision_log.unless_suppressed`). Frequency-cap impressions are rows keyed by the same user
 key in ``feedback.sqlite`` (the statistics there are per arm and segment and name nobody);
@@ -19,7 +20,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from kirana.privacy.delta_rows import delete_rows_where_in
-from kirana.privacy.participants import Participant, Person, forget_delta_history, vacuum_sqlite
+from kirana.privacy.participants import Participant, Person, vacuum_delta, vacuum_sqlite
 from kirana.serving.decision_log import table_path
 from kirana.serving.extension import SERVICE, Personalization
 from kirana.serving.feedback_store import feedback_path
@@ -61,7 +62,7 @@ def participant(platform: Platform) -> Participant:
         match = {"user_key": person.user_keys, "profile_id": [person.profile_id or ""]}
         with running.decisions.paused() if running is not None else nullcontext():
             rows = delete_rows_where_in(path, match)
-            forget_delta_history(path)
+            vacuum_delta(path)
         caps = erase_cap_impressions(feedback_path(settings.state_dir), person.user_keys)
         return {"decision_rows": rows, "cap_impressions": caps}
 
