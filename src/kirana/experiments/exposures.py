@@ -211,14 +211,9 @@ class Assigner:
         context: Mapping[str, Any] | None,
     ) -> list[Exposure]:
         keys = {(x.experiment, f"{x.hash_attribute}:{x.hash_value}"): x for x in exposures}
-        records = self.service.records()
         # the run (start time) is part of the cache key: a deleted and re-created experiment
         # with the same key is a new run whose ledger starts empty
-        runs = {
-            e: (r.started_at.isoformat() if r.started_at else "")
-            for e, r in records.items()
-            if e in {x.experiment for x in exposures}
-        }
+        runs = self.service.runs()
         with self._known_lock:
             fresh = [k for k in keys if (runs.get(k[0], ""), *k) not in self._known]
         if not fresh:

@@ -65,7 +65,9 @@ class ExperimentService:
         self.store = store
         self._known_audiences = known_audiences
         self._cache_lock = threading.Lock()
-        self._cached: tuple[int, Registry, dict[str, ExperimentRecord]] | None = None
+        self._cached: tuple[int, Registry, dict[str, ExperimentRecord], dict[str, str]] | None = (
+            None
+        )
 
     # -- reading --------------------------------------------------------------------
 
@@ -79,7 +81,11 @@ class ExperimentService:
     def revision(self) -> int:
         return self._snapshot()[0]
 
-    def _snapshot(self) -> tuple[int, Registry, dict[str, ExperimentRecord]]:
+    def runs(self) -> dict[str, str]:
+        """Experiment key -> its run id (start time, ISO), for exposure messageIds."""
+        return self._snapshot()[3]
+
+    def _snapshot(self) -> tuple[int, Registry, dict[str, ExperimentRecord], dict[str, str]]:
         revision = self.store.revision()
         cached = self._cached
         if cached is not None and cached[0] == revision:
@@ -88,7 +94,8 @@ class ExperimentService:
             records = {d.key: load_record(d.definition) for d in self.store.all("experiment")}
             flags = [parse_flag(d.definition) for d in self.store.all("flag")]
             registry = Registry([r.experiment for r in records.values()], flags)
-            self._cached = (revision, registry, records)
+            runs = {k: r.started_at.isoformat() if r.started_at else "" for k, r in records.items()}
+            self._cached = (revision, registry, records, runs)
             return self._cached
 
     def experiment(self, key: str) -> ExperimentRecord:
