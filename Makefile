@@ -17,19 +17,26 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: machines that set PYTHONDONTWRITEBYTECODE would otherwise compile
+# every import from source in every new process (the consumer worker, CLI tests).
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
+
+# Kirana's own modules, compiled once per run for the same reason (stale files are ignored).
+.PHONY: bytecode
+bytecode:
+	@$(VENV)/bin/python -m compileall -q src >/dev/null
 
 setup: $(VENV)/.synced ## install the locked dependencies into .venv
 
-demo: setup ## start Kirana on the embedded default and load the demo data (http://127.0.0.1:8000)
+demo: setup bytecode ## start Kirana on the embedded default and load the demo data (http://127.0.0.1:8000)
 	$(VENV)/bin/kirana serve --demo
 
 serve: setup ## start Kirana without loading demo data
 	$(VENV)/bin/kirana serve
 
-test: setup ## run the whole test suite (lint included)
+test: setup bytecode ## run the whole test suite (lint included)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
