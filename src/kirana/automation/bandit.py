@@ -133,6 +133,11 @@ class RankingPolicy(ABC):
         ranks = _rank_rows(self._scores(arms, context, rng, self.n_draws), rng)[:, :slots]
         return np.stack([np.bincount(ranks[:, pos], minlength=len(arms)) for pos in range(slots)])
 
+    def _position_frequencies(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, slots: int
+    ) -> list[list[int]]:
+        return self._position_counts(arms, context, rng, slots).tolist()
+
     @abstractmethod
     def _scores(
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
@@ -158,11 +163,14 @@ class RankingPolicy(ABC):
         limit = len(keys) if context.limit is None else min(context.limit, len(keys))
         free = [a for a in candidates if a.key not in pinned]
         # how many free arms the final list holds once pins are merged in
-        n_free = sum(k not in pinned for k in place_pinned(keys, pinned, limit))
+        n_free = (
+            sum(k not in pinned for k in place_pinned(keys, pinned, limit)) if pinned else limit
+        )
         fresh = [a for a in free if a.shown < self.burn_in]
         learnt = [a for a in free if a.shown >= self.burn_in]
         n_learnt = max(0, n_free - len(fresh))
-        fresh_order = [fresh[i] for i in rng.permutation(len(fresh))]
+        # (a permutation of fewer than two draws nothing from the generator)
+        fresh_order = fresh if len(fresh) < 2 else [fresh[i] for i in rng.permutation(len(fresh))]
 
         order: list[Arm] = fresh_order[:n_free]
         props = [1.0 / len(fresh) for _ in order]
@@ -177,11 +185,11 @@ class RankingPolicy(ABC):
             if estimate and key is not None:  # Monte-Carlo frequencies, once per distribution
                 counts = self._cached(
                     ("counts", n_learnt, key),
-                    lambda: self._position_counts(learnt, context, rng, n_learnt),
+                    lambda: self._position_frequencies(learnt, context, rng, n_learnt),
                 )
             draws = 1 + self.n_draws if estimate and counts is None else 1
             ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
-            chosen = ranks[0, :n_learnt]  # row 0 is the realised ranking
+            chosen = ranks[0, :n_learnt].tolist()  # row 0 is the realised ranking
             order += [learnt[i] for i in chosen]
             for pos, idx in enumerate(chosen):
                 if not context.propensities:
@@ -189,15 +197,13 @@ class RankingPolicy(ABC):
                     continue
                 if key is not None and pos < self.exact_slots:
                     p = self._cached(
-                        ("exact", pos, int(idx), key),
-                        lambda pos=pos, idx=idx: self._exact_propensity(
-                            learnt, context, pos, int(idx)
-                        ),
+                        ("exact", pos, idx, key),
+                        lambda pos=pos, idx=idx: self._exact_propensity(learnt, context, pos, idx),
                     )
                 else:
-                    p = self._exact_propensity(learnt, context, pos, int(idx))
+                    p = self._exact_propensity(learnt, context, pos, idx)
                 if p is None and counts is not None:  # (1 + hits) / (1 + draws), never 0
-                    p = (1.0 + float(counts[pos, idx])) / (1 + self.n_draws)
+                    p = (1.0 + counts[pos][idx]) / (1 + self.n_draws)
                 props.append(float(np.mean(ranks[:, pos] == idx)) if p is None else p)
         if context.propensities:
             props = [min(1.0, max(MIN_PROPENSITY, p)) for p in props]
@@ -206,7 +212,11 @@ class RankingPolicy(ABC):
 
         by_key = dict(zip((a.key for a in order), props, strict=True))
         explored = {a.key for a in fresh}
-        final = place_pinned([a.key for a in order], pinned, limit)
+        final = (
+            place_pinned([a.key for a in order], pinned, limit)
+            if pinned
+            else [a.key for a in order[:limit]]
+        )
         return Ranking(
             order=tuple(final),
             propensities=tuple(1.0 if k in pinned else by_key[k] for k in final),
