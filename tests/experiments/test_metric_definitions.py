@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kirana.cli.main import app
@@ -151,3 +154,44 @@ def test_cli_creates_from_flags_and_refuses_with_the_field(tmp_path) -> None:
     assert dry.exit_code == 0 and isinstance(json.loads(dry.stdout), list)
     not_started = runner.invoke(app, ["experiments", "report", "c", *data])
     assert not_started.exit_code == 1 and "has not started" in not_started.output
+
+
+_paths = st.from_regex(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8})?", fullmatch=True)
+
+
+@st.composite
+def _metric_json(draw) -> dict:
+    kind = draw(st.sampled_from(["binomial", "count", "sum", "ratio"]))
+    out: dict = {
+        "key": draw(st.from_regex(r"[a-z][a-z0-9_-]{0,12}", fullmatch=True)),
+        "type": kind,
+        "event": draw(st.sampled_from(["Order Completed", "Viewed"])),
+    }
+    if kind in ("sum", "ratio"):
+        out["value"] = draw(st.one_of(_paths, st.lists(_paths, min_size=1, max_size=3)))
+    if kind == "ratio":
+        out["denominator_event"] = "Order Completed"
+    if draw(st.booleans()):
+        out["window_hours"] = draw(st.floats(0.5, 24 * 366))
+    if kind != "binomial" and draw(st.booleans()):
+        out["cap"] = draw(
+            st.one_of(
+                st.builds(lambda v: {"type": "absolute", "value": v}, st.floats(0.01, 1e6)),
+                st.builds(lambda v: {"type": "percentile", "value": v}, st.floats(0.01, 0.99)),
+            )
+        )
+    if draw(st.booleans()):
+        out["filter"] = {
+            draw(_paths): draw(st.one_of(st.text(max_size=5), st.integers(), st.booleans()))
+        }
+    return out
+
+
+@given(_metric_json())
+def test_metric_definitions_round_trip_through_json(data: dict) -> None:
+    metric = parse_metric(data)
+    again = parse_metric(json.loads(json.dumps(msgspec.to_builtins(metric))))
+    assert again == metric
+    assert again.value_paths == (
+        (data["value"],) if isinstance(data.get("value"), str) else tuple(data.get("value") or ())
+    )
