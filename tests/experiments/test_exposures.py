@@ -7,6 +7,8 @@ import json
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from kirana.config import Settings
 from kirana.eventlog.records import EVENT, body, kind
 from kirana.experiments.exposures import EXPOSURE_EVENT, Assigner, user_attributes
@@ -81,6 +83,7 @@ def _assign_in_process(store_path: str, users: list[str], out_path: str, barrier
     store.close()
 
 
+@pytest.mark.slow
 def test_two_processes_never_log_the_same_user_twice(tmp_path: Path) -> None:
     store_path = tmp_path / "experiments.sqlite"
     store = ExperimentStore(store_path)

@@ -9,6 +9,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from kirana.cli.main import app
@@ -52,6 +53,7 @@ def _send(kirana: RunningKirana, events: list[dict]) -> None:
             ), response.text
 
 
+@pytest.mark.slow
 def test_planted_lift_is_found_and_aa_shows_nothing(kirana: RunningKirana, tmp_path) -> None:
     admin = kirana.client()
     admin.headers["Authorization"] = f"Bearer {kirana.admin_token}"
