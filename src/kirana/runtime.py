@@ -349,6 +349,7 @@ class Platform:
             self.worker.call("forget", timeout=30)
         elif self.resolver is not None:
             self.resolver.forget()
+            self.suppression.reload()  # the worker's copy: see new erasures at once
 
     def _append_for_worker(self, payloads: list[bytes]) -> list[int]:
         """The worker's derived events, appended by this process (the log's writer)."""
@@ -380,8 +381,16 @@ class Platform:
         self.forget_identities()
 
     def emit(self, events: list[dict]) -> None:
-        """Append Kirana's own derived events (audience changes, …) to the event log."""
-        records = [event_record(e) for e in events]
+        """Append Kirana's own derived events (audience changes, …) to the event log.
+
+        Events about erased (suppressed) people are dropped, as the collector drops theirs:
+        a reverse-ETL write-back or any other derived event must not bring them back.
+        """
+        suppressed = self.suppression
+        kept = [e for e in events if not suppressed(e.get("userId"), e.get("anonymousId"))]
+        if not kept:
+            return
+        records = [event_record(e) for e in kept]
         if self.channel is not None:  # a worker: the API process owns the log's writer
             self.channel.call("emit", records, timeout=None)
         else:

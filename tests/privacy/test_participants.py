@@ -108,5 +108,12 @@ def test_a_failed_participant_is_reported_and_a_rerun_finishes(settings) -> None
         assert calls[1].identities == (("user_id", "zed-41f0"),)
         assert set(report.details) == {m.rsplit(".", 2)[-2] for m in ERASURE} | {"flaky"}
         assert platform.erase(("user_id", "nobody")) is None
+
+        # derived events about her (a reverse-ETL write-back, say) are dropped too
+        end = platform.log.end_offset
+        platform.emit([{"type": "identify", "userId": "zed-41f0", "traits": {"plan": "x"}}])
+        assert platform.log.end_offset == end
+        platform.emit([{"type": "identify", "userId": "amy-77", "traits": {"plan": "x"}}])
+        assert platform.log.end_offset > end
     finally:
         platform.close()

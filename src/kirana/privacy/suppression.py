@@ -28,6 +28,11 @@ class SuppressionList:
         """Suppress these (plain) identifiers from now on, in this process."""
         self._ids = self._ids | {(t, identifier_digest(v)) for t, v in identifiers}
 
+    def reload(self) -> None:
+        """Read the stored list now (another process has just erased someone)."""
+        self._ids = self._load() | self._ids
+        self._loaded = time.monotonic()
+
     def __call__(self, user_id: str | None, anonymous_id: str | None) -> bool:
         if time.monotonic() - self._loaded > self._every:
             self._ids = self._load() | self._ids
