@@ -287,12 +287,14 @@ class ThompsonPolicy(RankingPolicy):
         Parameters that close give propensities within about 0.1 % of each other, while new
         feedback changes them by more within seconds, so the cache follows the statistics.
         """
-        w, aff = self.affinity_weight, context.affinities
-        factors = tuple(round(1.0 + w * float(aff.get(arm.key, 0.0)), 6) for arm in arms)
-        memo = (tuple(map(id, arms)), factors)
+        aff = context.affinities
+        prefs = tuple(aff.get(arm.key, 0.0) for arm in arms) if aff else ()
+        memo = (tuple(map(id, arms)), prefs)
         hit = self._keys.get(memo)
         if hit is None:
             a, b = self._params(arms)
+            w = self.affinity_weight
+            factors = tuple(round(1.0 + w * float(aff.get(arm.key, 0.0)), 6) for arm in arms)
             key = (tuple(np.round(np.log(a), 3).tolist()), tuple(np.round(np.log(b), 3).tolist()))
             hit = self._remember(self._keys, memo, (tuple(arms), (*key, factors)))
         return hit[1]
@@ -328,11 +330,17 @@ class ThompsonPolicy(RankingPolicy):
     def _scores(
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
     ) -> np.ndarray:
-        factors = _affinity_factors(arms, context, self.affinity_weight)
         if draws == 1:  # one ranking: scalar draws are cheaper and give the same stream
-            pairs = self._posteriors(arms)[2]
-            return np.array([[rng.beta(a, b) for a, b in pairs]]) * factors
+            row = [rng.beta(a, b) for a, b in self._posteriors(arms)[2]]
+            aff, w = context.affinities, self.affinity_weight
+            if aff:
+                row = [
+                    x * (1.0 + w * float(aff.get(arm.key, 0.0)))
+                    for x, arm in zip(row, arms, strict=True)
+                ]
+            return np.array([row])
         a, b = self._params(arms)
+        factors = _affinity_factors(arms, context, self.affinity_weight)
         return rng.beta(a, b, size=(draws, len(arms))) * factors
 
     def _exact_propensity(
