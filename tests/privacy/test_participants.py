@@ -21,6 +21,7 @@ from kirana.eventlog.records import event_record
 from kirana.privacy.delta_rows import delete_rows_where_in
 from kirana.privacy.participants import ErasureIncomplete, Person
 from kirana.runtime import ERASURE, Platform
+from tests.warehouse.test_export import warehouse  # noqa: F401 (a fixture)
 
 USERS = ["ann", "ben", "cat", "dan"]
 rows = st.lists(st.tuples(st.sampled_from(USERS), st.integers(0, 3)), min_size=1, max_size=12)
@@ -117,3 +118,27 @@ def test_a_failed_participant_is_reported_and_a_rerun_finishes(settings) -> None
         assert platform.log.end_offset > end
     finally:
         platform.close()
+
+
+@pytest.mark.server
+def test_the_warehouse_reloads_a_table_whose_history_an_erasure_folded(tmp_path, warehouse):  # noqa: F811
+    from kirana.privacy.participants import forget_delta_history
+    from kirana.warehouse.export import export_tables
+    from tests.warehouse.test_export import POSTGRES_DSN
+
+    conn, schema = warehouse
+    lake = tmp_path / "lake"
+    rows = pa.table({"user_id": ["zed-41f0", "amy-77"], "item_id": ["p1", "p2"]})
+    write_deltalake(lake / "model_buy_again", rows, mode="overwrite")
+    write_deltalake(lake / "model_buy_again", rows, mode="overwrite")
+    export_tables(lake, POSTGRES_DSN, schema, ["model_buy_again"])
+
+    delete_rows_where_in(lake / "model_buy_again", {"user_id": ["zed-41f0"]})
+    forget_delta_history(lake / "model_buy_again")
+
+    report = export_tables(lake, POSTGRES_DSN, schema, ["model_buy_again"])
+    assert report["model_buy_again"]["mode"] == "full"
+    left = conn.execute(f'SELECT user_id FROM "{schema}".model_buy_again').fetchall()
+    assert left == [("amy-77",)]
+    logs = b"".join(f.read_bytes() for f in (lake / "model_buy_again" / "_delta_log").iterdir())
+    assert b"zed-41f0" not in logs

@@ -13,7 +13,8 @@ What changed since that version comes from
   commits are upserted (by key) or appended (no key). Files removed by data
   commits (an erasure, an overwrite) mean rows left the table; without a feed
   the export then reloads the table in full. Compaction (data unchanged) is
-  ignored.
+  ignored. So does a history with commits missing (an erasure folds the log of
+  tables whose old commits name people; log retention drops old commits).
 
 Columns that appear in the lake are added to the warehouse table first.
 """
@@ -114,7 +115,10 @@ class TableExport:
                 return self._full(table, current)
             if table.metadata().configuration.get("delta.enableChangeDataFeed") == "true":
                 return self._from_feed(last, current)
-            added, removed = data_files_between(self.path, last, current)
+            try:
+                added, removed = data_files_between(self.path, last, current)
+            except ExportError:  # history folded (an erasure, log retention): start over
+                return self._full(table, current)
             if removed:
                 return self._full(table, current)
             return self._from_files(table, added, current)
