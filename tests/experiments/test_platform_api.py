@@ -132,3 +132,57 @@ def test_assign_endpoint_needs_a_write_key_and_an_id(kirana: RunningKirana) -> N
     headers = {"X-Write-Key": kirana.write_key}
     missing = client.post("/v1/experiments/assign", json={"attributes": {}}, headers=headers)
     assert missing.status_code == 422 and "userId" in missing.json()["message"]
+
+
+def test_server_side_targeting_reads_profile_traits(kirana: RunningKirana) -> None:
+    admin = _admin(kirana)
+    body = {"key": "pro-only", "variations": TWO_ARMS, "targeting": {"plan": "pro"}}
+    assert admin.post("/v1/experiments", json=body).status_code == 201
+    assert admin.post("/v1/experiments/pro-only/start").status_code == 200
+    client = kirana.client()
+    for user, plan in (("alice", "pro"), ("bob", "free")):
+        sent = client.post(
+            "/v1/identify",
+            json={"userId": user, "traits": {"plan": plan}},
+            auth=(kirana.write_key, ""),
+        )
+        assert sent.status_code == 200
+    kirana.drain()
+    headers = {"X-Write-Key": kirana.write_key}
+
+    def experiments_of(body: dict) -> list[str]:
+        response = client.post("/v1/experiments/assign", json=body, headers=headers)
+        return [a["experiment_id"] for a in response.json()["assignments"]]
+
+    assert experiments_of({"userId": "alice"}) == ["pro-only"]  # trait from the profile
+    assert experiments_of({"userId": "bob"}) == []
+    # what the caller sends wins over the stored profile
+    assert experiments_of({"userId": "bob", "attributes": {"plan": "pro"}}) == ["pro-only"]
+    assert experiments_of({"userId": "carol"}) == []  # no profile, no trait
+
+
+def test_server_side_targeting_reads_audience_memberships(kirana: RunningKirana) -> None:
+    admin = _admin(kirana)
+    client = kirana.client()
+    for user, plan in (("alice", "pro"), ("bob", "free")):
+        client.post(
+            "/v1/identify",
+            json={"userId": user, "traits": {"plan": plan}},
+            auth=(kirana.write_key, ""),
+        )
+    kirana.drain()
+    audience = {"sql": "SELECT profile_id FROM profiles WHERE traits->>'$.plan' = 'pro'"}
+    assert admin.put("/v1/audiences/pros", json=audience).status_code == 200
+    assert admin.post("/v1/segments/refresh").status_code == 200
+    body = {"key": "for-pros", "variations": TWO_ARMS, "audiences": ["pros"]}
+    assert admin.post("/v1/experiments", json=body).status_code == 201
+    assert admin.post("/v1/experiments/for-pros/start").status_code == 200
+    headers = {"X-Write-Key": kirana.write_key}
+    got = {
+        user: client.post("/v1/experiments/assign", json={"userId": user}, headers=headers).json()[
+            "assignments"
+        ]
+        for user in ("alice", "bob")
+    }
+    assert [a["experiment_id"] for a in got["alice"]] == ["for-pros"]
+    assert got["bob"] == []
