@@ -205,3 +205,22 @@ def test_thin_or_empty_data_is_reported_as_such() -> None:
     )
     assert all("not enough data" in m.get("error", "not enough data") for m in thin["metrics"])
     assert isinstance(date.fromisoformat(thin["cumulative"]["buy"][0]["date"]), date)
+
+
+def test_sequential_setting_reaches_the_engine_and_widens_intervals() -> None:
+    variation, day, platform, returning, v = _population(5, 5000)
+    rows = _rows(variation, day, platform, returning, v)
+    width = {}
+    for sequential in (False, True):
+        report = build_report(
+            _record({"sequential": sequential, "correction": "none"}),
+            METRICS,
+            rows,
+            start=START,
+            end=START,
+            analysed_at=START,
+        )
+        assert report["settings"]["sequential"] is sequential
+        lo, hi = report["summary"][0]["relative_ci"]
+        width[sequential] = hi - lo
+    assert width[True] > width[False]  # always-valid intervals pay for peeking
