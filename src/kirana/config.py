@@ -76,6 +76,9 @@ class ExperimentSettings(BaseModel):
 
     analysis_memory_mb: int = Field(4096, ge=64)
     """DuckDB memory cap for report queries; beyond it they spill to ``<state>/duckdb-tmp``."""
+    report_every_minutes: float = Field(60, ge=0)
+    """Re-analyse running experiments this often inside ``kirana serve`` (0: only on request);
+    the API serves the latest stored report, so a large experiment never blocks a request."""
 
 
 class AutomationSettings(BaseModel):

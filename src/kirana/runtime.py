@@ -56,6 +56,7 @@ EXTENSIONS: tuple[str, ...] = (
     "kirana.serving.extension",
     "kirana.replication.service",
     "kirana.warehouse.schedule",
+    "kirana.experiments.extension",
 )
 
 #: Subsystems that keep personal data of their own and take part in erasure (see

@@ -145,6 +145,23 @@ def test_planted_lift_is_found_and_aa_shows_nothing(kirana: RunningKirana, tmp_p
         series[-1]["variations"]["treatment"]["relative"]["estimate"] == purchase["relative_lift"]
     )
 
+    # the report is stored: a plain GET serves it again; the scheduled job recomputes it
+    again = viewer.get("/v1/experiments/checkout/report").json()
+    assert again["analysed_at"] == report["analysed_at"]
+    from kirana.experiments.analyse import refresh_reports
+    from kirana.experiments.extension import attach
+    from kirana.experiments.platform import experiments
+
+    assert refresh_reports(kirana.settings, experiments(kirana.platform).service) == {
+        "checkout": "ok",
+        "aa-test": "ok",
+    }
+    newer = viewer.get("/v1/experiments/checkout/report").json()
+    assert newer["analysed_at"] > report["analysed_at"]
+    assert newer["summary"][0]["relative_lift"] == report["summary"][0]["relative_lift"]
+    attach(kirana.platform)
+    assert kirana.platform.jobs["experiment-reports"].every_seconds == 3600
+
     aa = viewer.get("/v1/experiments/aa-test/report", params={"refresh": True}).json()
     assert all(r["verdict"] == "inconclusive" for r in aa["summary"]), aa["summary"]
 

@@ -279,7 +279,8 @@ def report(
         raise fail(f"--format: must be table or json, got {format!r}")
     with _service(data_dir) as service:
         typer.secho(f"analysing {key} over the lake…", err=True, fg=typer.colors.BRIGHT_BLACK)
-        result = _run(lambda: analyse.report_for(service.settings, service, key))
+        # always fresh from the CLI; stored, so the API serves it until the next one
+        result = _run(lambda: analyse.latest_report(service.settings, service, key, refresh=True))
     if plots is not None:
         from kirana.experiments import plots as charts
 

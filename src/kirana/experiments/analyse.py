@@ -87,4 +87,59 @@ def report_for(settings: Any, service: ExperimentService, key: str) -> dict[str,
     )
 
 
-__all__ = ["analysis_window", "report", "report_for"]
+def _is_current(
+    stored: dict[str, Any] | None, record: Any, max_age_seconds: float, now: datetime
+) -> bool:
+    """A stored report still answers: analysed after the experiment stopped, or recently."""
+    if stored is None:
+        return False
+    analysed = datetime.fromisoformat(stored["analysed_at"])
+    if record.stopped_at is not None and analysed >= record.stopped_at:
+        return True
+    return (now - analysed).total_seconds() < max_age_seconds
+
+
+def latest_report(
+    settings: Any, service: ExperimentService, key: str, *, refresh: bool = False
+) -> dict[str, Any]:
+    """The stored report of ``key`` if it is current, else a new one (stored for next time).
+
+    Current means analysed after the experiment stopped, or within the scheduled period
+    (``experiments.report_every_minutes``; 1 minute when no job runs).
+    """
+    now = datetime.now(UTC)
+    record = service.experiment(key)
+    period = settings.experiments.report_every_minutes * 60 or 60.0
+    stored = None if refresh else service.store.latest_report(key)
+    if _is_current(stored, record, period, now):
+        assert stored is not None
+        return stored
+    fresh = report_for(settings, service, key)
+    service.store.save_report(key, fresh)
+    return fresh
+
+
+def refresh_reports(settings: Any, service: ExperimentService) -> dict[str, str]:
+    """Re-analyse every running experiment, and each stopped one once after it stopped.
+
+    What the scheduled job runs; returns ``{key: "ok" | error}`` (one failing experiment does
+    not stop the others).
+    """
+    now = datetime.now(UTC)
+    out: dict[str, str] = {}
+    for key, record in service.records().items():
+        if record.started_at is None:
+            continue
+        if record.stopped_at is not None and _is_current(
+            service.store.latest_report(key), record, 0.0, now
+        ):
+            continue
+        try:
+            service.store.save_report(key, report_for(settings, service, key))
+            out[key] = "ok"
+        except Exception as exc:  # reported, retried next period
+            out[key] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+__all__ = ["analysis_window", "latest_report", "refresh_reports", "report", "report_for"]

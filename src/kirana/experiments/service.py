@@ -179,6 +179,7 @@ class ExperimentService:
                 raise ConflictError(f"experiment {key!r} is used by {', '.join(sorted(users))}")
             self.store.delete("experiment", key)
             self.store.forget_exposures(key)
+            self.store.forget_report(key)
 
     def _current(self, key: str) -> ExperimentRecord:
         stored = self.store.get("experiment", key)

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO meta VALUES ('revision', 0);
+CREATE TABLE IF NOT EXISTS reports (
+    experiment TEXT PRIMARY KEY,   -- the latest report of each experiment, as JSON
+    analysed_at TEXT NOT NULL,
+    report TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exposures (
     experiment TEXT NOT NULL,
     unit TEXT NOT NULL,            -- '<hash attribute>:<hash value>'
@@ -149,6 +154,25 @@ class ExperimentStore:
         cur = self._db.execute("DELETE FROM definitions WHERE kind = ? AND key = ?", (kind, key))
         self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
         return cur.rowcount > 0
+
+    # -- reports --------------------------------------------------------------------
+
+    def save_report(self, experiment: str, report: dict[str, Any]) -> None:
+        """Keep ``report`` as the latest of ``experiment`` (any process may then serve it)."""
+        self._db.execute(
+            "INSERT INTO reports VALUES (?, ?, ?) ON CONFLICT (experiment) DO UPDATE SET "
+            "analysed_at = excluded.analysed_at, report = excluded.report",
+            (experiment, report["analysed_at"], json.dumps(report, allow_nan=False)),
+        )
+
+    def latest_report(self, experiment: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT report FROM reports WHERE experiment = ?", (experiment,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def forget_report(self, experiment: str) -> None:
+        self._db.execute("DELETE FROM reports WHERE experiment = ?", (experiment,))
 
     # -- exposures ------------------------------------------------------------------
 

@@ -31,7 +31,6 @@ v1 = APIRouter(prefix="/v1", tags=["experiments"])
 sdk_router = APIRouter(tags=["experiments"])
 
 T = TypeVar("T")
-REPORT_TTL_SECONDS = 60.0
 
 _EXAMPLE = {
     "key": "checkout-redesign",
@@ -203,29 +202,11 @@ def assign(body: AssignRequest, request: Request, platform: PlatformDep) -> Assi
 # -- reports ----------------------------------------------------------------------------
 
 
-class _ReportCache:
-    """Reports per experiment for a minute: plots and the report page ask in quick succession."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    def get(self, platform: Platform, key: str, refresh: bool) -> dict[str, Any]:
-        from kirana.experiments import analyse
-
-        with self._lock:
-            hit = self._items.get(key)
-        if hit and not refresh and time.monotonic() - hit[0] < REPORT_TTL_SECONDS:
-            return hit[1]
-        service = _exp(platform).service
-        report = _call(lambda: analyse.report_for(platform.settings, service, key))
-        with self._lock:
-            self._items[key] = (time.monotonic(), report)
-        return report
-
-
 def _report(platform: Platform, key: str, refresh: bool) -> dict[str, Any]:
-    return platform.service("experiments.reports", _ReportCache).get(platform, key, refresh)
+    from kirana.experiments import analyse
+
+    service = _exp(platform).service
+    return _call(lambda: analyse.latest_report(platform.settings, service, key, refresh=refresh))
 
 
 @v1.get("/experiments/{key}/report")
@@ -233,10 +214,13 @@ async def experiment_report(
     key: str,
     platform: PlatformDep,
     _: ViewerDep,
-    refresh: bool = Query(False, description="Recompute now instead of using a report < 60 s old"),
+    refresh: bool = Query(False, description="Recompute now instead of serving the stored one"),
 ) -> dict[str, Any]:
     """Per metric lift with intervals, p-value or chance to beat control, SRM, the cumulative
-    effect by day and dimension breakdowns (format: docs/experiments.md#reports)."""
+    effect by day and dimension breakdowns (format: docs/experiments.md#reports).
+
+    Serves the latest stored report when it is current (analysed after the experiment
+    stopped, or within `experiments.report_every_minutes`), else analyses now and stores it."""
     return await run_in_threadpool(_report, platform, key, refresh)
 
 
