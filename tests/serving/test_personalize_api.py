@@ -182,3 +182,58 @@ def test_clicks_through_the_tracking_api_change_the_order(kirana_worker: Running
     assert estimate.value == pytest.approx(np.mean(always_good * rewards / logged_p))
     assert abs(snips(rewards, always_good, logged_p).value - 0.5) < 0.15  # good's true CTR
     assert snips(rewards, np.ones(40), np.ones(40)).value == pytest.approx(rewards.mean())
+
+
+def test_server_side_experiment_switches_the_ranking_policy_and_logs_exposure_once(
+    kirana: RunningKirana,
+) -> None:
+    """An experiment whose variations carry a ``personalize`` section is applied by the
+    personalise API: the variation Kirana (and the GrowthBook payload) assigns decides the
+    ranking policy, and the exposure is logged once per user, only where it applies."""
+    k = kirana
+    setup_content(k)
+    admin = bearer(k.admin_token)
+    variations = [
+        {"key": "bandit", "value": {"personalize": {"placement": "home_feed"}}},
+        {
+            "key": "popular",
+            "value": {"personalize": {"placement": "home_feed", "policy": "popularity"}},
+        },
+    ]
+    with k.client() as c:
+        r = c.post(
+            "/v1/experiments", json={"key": "ranking", "variations": variations}, headers=admin
+        )
+        assert r.status_code == 201, r.text
+        assert c.post("/v1/experiments/ranking/start", headers=admin).status_code == 200
+        wk = {"X-Write-Key": k.write_key}
+        users = [f"x{i}" for i in range(30)]
+        served = {}
+        for user in users * 2:  # every user twice: one exposure each all the same
+            r = c.get(
+                "/v1/personalize", params={"placement": "home_feed", "userId": user}, headers=wk
+            )
+            assert r.status_code == 200, r.text
+            served[user] = r.json()["experiments"]
+        expected = {
+            user: c.post(
+                "/v1/experiments/assign", json={"userId": user, "log": False}, headers=wk
+            ).json()["assignments"][0]["variation_id"]
+            for user in users
+        }
+    assert {u: [a["variation_id"] for a in s] for u, s in served.items()} == {
+        u: [v] for u, v in expected.items()
+    }
+    assert set(expected.values()) == {"bandit", "popular"}
+    assert all(
+        a.get("policy") == ("popularity" if a["variation_id"] == "popular" else None)
+        for s in served.values()
+        for a in s
+    )
+    k.drain()
+    rows = k.lake(
+        "SELECT user_id, properties->>'$.variation_id', count(*) FROM events "
+        "WHERE event = 'Experiment Viewed' GROUP BY ALL"
+    )
+    assert {(u, v) for u, v, _ in rows} == set(expected.items())
+    assert {n for _, _, n in rows} == {1}

@@ -193,6 +193,21 @@ class Assigner:
             return exposures
         return self._log(exposures, attrs, context)
 
+    def log_exposures(
+        self,
+        exposures: list[Exposure],
+        attributes: Mapping[str, Any],
+        context: Mapping[str, Any] | None = None,
+    ) -> list[Exposure]:
+        """Log the first exposure of each of ``exposures`` (for callers that assign with
+        :meth:`assign` and expose only some of the result, like the personalise API)."""
+        user_id, anonymous_id = attributes.get("userId"), attributes.get("anonymousId")
+        if not exposures or (
+            self._suppressed is not None and self._suppressed(user_id, anonymous_id)
+        ):
+            return exposures
+        return self._log(exposures, attributes, context)
+
     def forget_known(self) -> None:
         """Drop the in-process set of logged units (after an erasure: it holds their ids)."""
         with self._known_lock:

@@ -87,10 +87,11 @@ def build(
 def personalization(platform: Platform) -> Personalization:
     """The process-wide personalise service for ``platform`` (built on first use)."""
     from kirana.runtime import open_profile_store
+    from kirana.serving.experiments import PersonalizeExperiments
 
-    return platform.service(
-        SERVICE,
-        lambda: build(
-            platform.settings, open_profile_store(platform.settings), platform.suppression
-        ),
-    )
+    def make() -> Personalization:
+        made = build(platform.settings, open_profile_store(platform.settings), platform.suppression)
+        made.service.assigner = PersonalizeExperiments(platform)  # server-side experiments
+        return made
+
+    return platform.service(SERVICE, make)
