@@ -16,6 +16,7 @@ see the variation. Experiments without such a section are left to the apps' SDKs
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +49,10 @@ def applies_to(section: Mapping[str, Any], placement: str) -> bool:
 class PersonalizeExperiments:
     """The personalise API's :class:`~kirana.serving.personalize.ExperimentAssigner`."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, recheck_seconds: float = 0.5) -> None:
         self._platform = platform
+        self._recheck = recheck_seconds
+        self._checked_at = -float("inf")
         self._revision: int | None = None
         self._relevant: dict[str, list[Mapping[str, Any]]] = {}
 
@@ -59,7 +62,13 @@ class PersonalizeExperiments:
         return experiments(self._platform)
 
     def _sections(self, exps: Experiments) -> dict[str, list[Mapping[str, Any]]]:
-        """Running experiments with a personalise section, per registry revision (cheap)."""
+        """Running experiments with a personalise section, per registry revision; the
+        stored revision is read at most every ``recheck_seconds`` (a query per request
+        would be most of an uninterested request's cost)."""
+        now = time.monotonic()
+        if now - self._checked_at < self._recheck:
+            return self._relevant
+        self._checked_at = now
         revision = exps.service.revision()
         if revision != self._revision:
             registry = exps.service.registry()
