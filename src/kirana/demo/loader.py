@@ -149,28 +149,36 @@ def send_demo(
 def load_demo_once(
     platform: Any, url: str, *, users: int | None = None, should_stop=lambda: False
 ) -> None:
-    """Load the demo into a running platform unless it was loaded before."""
-    from kirana.store.protocol import NotFound
+    """Load the demo into a running platform unless it was loaded before, then make sure
+    model lists, content and the demo experiment are in place (each step idempotent)."""
+    from kirana.demo.showcase import complete_demo, next_steps
 
     store = platform.store
+    source = _demo_source(store)
     if store.get_setting(DEMO_LOADED):
-        print("demo data already loaded; query it with `kirana sql`")
-        return
-    try:
-        source = store.source_by_name(DEMO_SOURCE)
-    except NotFound:
-        source = store.create_source(DEMO_SOURCE)
-    stats = send_demo(url, source.write_key, users=users, should_stop=should_stop)
+        print("demo data already loaded; checking models, content and the experiment")
+    else:
+        stats = send_demo(url, source.write_key, users=users, should_stop=should_stop)
+        if should_stop():
+            return
+        platform.drain(timeout=600)
+        report = _define_segments(platform)
+        store.set_setting(DEMO_LOADED, str(stats.sent))
+        print(report)
+        print(f"demo loaded: {stats.sent:,} events in {stats.seconds:.0f}s")
     if should_stop():
         return
-    platform.drain(timeout=600)
-    report = _define_segments(platform)
-    store.set_setting(DEMO_LOADED, str(stats.sent))
-    print(report)
-    print(
-        f"demo loaded: {stats.sent:,} events in {stats.seconds:.0f}s; try "
-        '`kirana sql "SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"`'
-    )
+    complete_demo(platform)
+    print(next_steps(platform.settings, source.write_key))
+
+
+def _demo_source(store: Any) -> Any:
+    from kirana.store.protocol import NotFound
+
+    try:
+        return store.source_by_name(DEMO_SOURCE)
+    except NotFound:
+        return store.create_source(DEMO_SOURCE)
 
 
 def _define_segments(platform: Any) -> str:
@@ -207,16 +215,16 @@ def with_embedded_server(data_dir: Path | None, *, users: int | None, seed: int)
     while not server.started:
         time.sleep(0.05)
     try:
-        from kirana.store.protocol import NotFound
+        from kirana.demo.showcase import complete_demo, next_steps
 
-        try:
-            source = platform.store.source_by_name(DEMO_SOURCE)
-        except NotFound:
-            source = platform.store.create_source(DEMO_SOURCE)
+        source = _demo_source(platform.store)
         stats = send_demo(f"http://127.0.0.1:{port}", source.write_key, users=users, seed=seed)
         platform.drain(timeout=600)
         print(_define_segments(platform))
         platform.store.set_setting(DEMO_LOADED, str(stats.sent))
+        complete_demo(platform)
+        print("start the server with `kirana serve`, then")
+        print(next_steps(load_settings(data_dir), source.write_key))
     finally:
         server.should_exit = True
         thread.join()
