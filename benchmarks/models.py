@@ -208,7 +208,8 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
         result[f"{name}_seconds"] = round(time.perf_counter() - t, 2)
         result[f"{name}_cpu_seconds"] = round(cpu_seconds(pids()) - cpu, 2)
         result[f"{name}_rows"] = table.num_rows
-        print(f"{name}: {result[f'{name}_seconds']} s", file=sys.stderr, flush=True)
+        wall, cpu = result[f"{name}_seconds"], result[f"{name}_cpu_seconds"]
+        print(f"{name}: {wall} s wall, {cpu} s CPU", file=sys.stderr, flush=True)
     result["peak_rss_python_mb"] = round(peak_rss_mb())
     if args.engine == "spark":
         jvm = engine.jvm_pid
