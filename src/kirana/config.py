@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     """``kirana serve`` runs the consumers in a worker process beside the API.
 
     Off: consumers run as threads of the API process (slower ingest, one process)."""
+    worker_nice: int = Field(5, ge=0, le=19)
+    """Scheduling niceness of the consumer worker: when both compete for the CPU, the API
+    (acknowledging events) goes first and the consumers catch up from the durable log."""
     log: LogSettings = LogSettings()
     lake: LakeSettings = LakeSettings()
     profiles: ProfileSettings = ProfileSettings()

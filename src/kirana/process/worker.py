@@ -35,6 +35,8 @@ def run_worker(settings_json: str, conn: Connection, log_level: int) -> None:
     from kirana.runtime import Platform
 
     settings = Settings.model_validate_json(settings_json)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     stopping = threading.Event()
     handlers: dict[str, Any] = {"stop": lambda _: stopping.set(), "ping": lambda _: os.getpid()}
     channel = Channel(conn, handlers, name="worker")
