@@ -86,6 +86,12 @@ class PersonalizeExperiments:
             self._relevant, self._revision = relevant, revision
         return self._relevant
 
+    def wants_traits(self, placement: str) -> bool:
+        """Whether a running experiment applies at ``placement`` (then targeting needs the
+        user's traits; otherwise the personalise API skips reading them)."""
+        relevant = self._sections(self._experiments())
+        return any(any(applies_to(s, placement) for s in ss) for ss in relevant.values())
+
     def __call__(self, user: ResolvedUser, placement: str) -> list[Assignment]:
         exps = self._experiments()
         relevant = self._sections(exps)

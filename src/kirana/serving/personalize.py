@@ -134,7 +134,11 @@ class PersonalizeService:
             )
         now = now or datetime.now(UTC)
         assign = assigner or self.assigner
-        self.profiles.with_traits = assign is not None  # experiment targeting reads traits
+        # experiment targeting reads traits: only when an experiment applies here
+        wants = getattr(assign, "wants_traits", None)
+        self.profiles.with_traits = assign is not None and (
+            wants is None or wants(request.placement)
+        )
         user = self.profiles.resolve(request.user_id, request.anonymous_id)
         assignments = tuple(assign(user, request.placement)) if assign else ()
         policy_name = next((a.policy for a in assignments if a.policy), None) or "thompson"
