@@ -94,6 +94,13 @@ def test_associations_match_counts_in_the_lake(lake, engine) -> None:
         assert rule["lift"] == pytest.approx(n_ij * n_orders / (n_i * n_j))
     per_item = _lists(table.rename_columns(["user_id", "item_id", "s", "c", "l", "rank"]))
     assert max(len(v) for v in per_item.values()) == 3
+    by_item: dict[str, list[tuple[int, float]]] = {}
+    for rule in table.to_pylist():
+        by_item.setdefault(rule["item_id"], []).append((rule["rank"], rule["lift"]))
+    for rules in by_item.values():  # ranks 1..n per item, best lift first
+        rules.sort()
+        assert [r for r, _ in rules] == list(range(1, len(rules) + 1))
+        assert [lift for _, lift in rules] == sorted((lift for _, lift in rules), reverse=True)
 
 
 def test_popular_is_the_most_ordered_items(lake, engine) -> None:

@@ -121,7 +121,9 @@ class EmbeddedEngine:
             by="lift",
         ).fit(baskets)
         pairs = model.pairs(k=k, by="lift")
-        first = np.searchsorted(pairs["antecedent"].to_numpy(), pairs["antecedent"].to_numpy())
+        # rank within each antecedent, in the order pairs() gives (best lift first); the
+        # antecedents themselves are not sorted by id, so count, don't search
+        rank = pairs.groupby("antecedent", sort=False).cumcount().to_numpy() + 1
         table = pa.table(
             {
                 "item_id": pairs["antecedent"].astype(str),
@@ -129,13 +131,13 @@ class EmbeddedEngine:
                 "support": pairs["support"],
                 "confidence": pairs["confidence"],
                 "lift": pairs["lift"],
-                "rank": (np.arange(len(pairs)) - first + 1).astype(np.int32),
+                "rank": rank.astype(np.int32),
             },
             schema=ASSOCIATIONS_SCHEMA,
         )
         metrics = _sizes(baskets, table, started)
         metrics["items_with_rules"] = int(pairs["antecedent"].nunique())
-        metrics["mean_top_lift"] = float(pairs.loc[first == np.arange(len(pairs)), "lift"].mean())
+        metrics["mean_top_lift"] = float(pairs.loc[rank == 1, "lift"].mean())
         return with_metrics(table, metrics)
 
     def popular(self, orders: OrdersSource, *, k: int) -> pa.Table:
