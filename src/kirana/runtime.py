@@ -6,6 +6,7 @@ other module receives its collaborators. ``serve`` and the tests use it alike.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -312,7 +313,11 @@ class Platform:
         target = self.log.end_offset
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = self.worker.call("status", timeout=max(0.1, deadline - time.monotonic()))
+            try:
+                status = self.worker.call("status", timeout=max(0.1, deadline - time.monotonic()))
+            except (ChannelClosed, RuntimeError, TimeoutError):  # restarting: ask again
+                time.sleep(0.2)
+                continue
             if all(c["position"] >= target for c in status.values()):
                 return True
             time.sleep(0.05)
@@ -347,7 +352,9 @@ class Platform:
     def forget_identities(self) -> None:
         """Drop cached identity look-ups (after an erasure), wherever resolution runs."""
         if self.worker is not None:
-            self.worker.call("forget", timeout=30)
+            # a worker that is (re)starting loads suppression and caches afresh
+            with contextlib.suppress(ChannelClosed, TimeoutError):
+                self.worker.call("forget", timeout=30)
         elif self.resolver is not None:
             self.resolver.forget()
             self.suppression.reload()  # the worker's copy: see new erasures at once

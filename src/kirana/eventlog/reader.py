@@ -133,19 +133,20 @@ class FileLogReader:
         self._current()
         freed = 0
         while len(self._bases) > 1 and self._bases[1] <= before:
-            path = self.directory / _segment_name(self._bases[0])
+            base, following = self._bases[0], self._bases[1]
+            path = self.directory / _segment_name(base)
             try:
                 if time.time() - path.stat().st_mtime < min_age_seconds:
                     break
                 path.unlink()
             except FileNotFoundError:
                 pass
-            with self._lock:
-                fd = self._fds.pop(self._bases[0], None)
+            with self._lock:  # by value: a concurrent rescan may have replaced the list
+                fd = self._fds.pop(base, None)
                 if fd is not None:
                     os.close(fd)
-                base = self._bases.pop(0)
-            freed += self._bases[0] - base
+                self._bases = [b for b in self._bases if b != base]
+            freed += following - base
         return freed
 
     def redact(self, matches: Callable[[bytes], bool]) -> int:

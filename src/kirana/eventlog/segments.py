@@ -351,13 +351,18 @@ class FileEventLog:
         count = 0
         end = self._end
         self._forget_deleted_segments()
-        for index, base in enumerate(list(self._bases)):
-            segment_end = self._bases[index + 1] if index + 1 < len(self._bases) else end
+        with self._read_lock:
+            bases = list(self._bases)  # one snapshot: retention may delete segments meanwhile
+        for index, base in enumerate(bases):
+            segment_end = bases[index + 1] if index + 1 < len(bases) else end
             path = self.directory / _segment_name(base)
             hits: list[tuple[int, int]] = []
             offset = base
             while offset < segment_end:
-                result = self.read(offset, 10_000)
+                try:
+                    result = self.read(offset, 10_000)
+                except (ValueError, FileNotFoundError):  # deleted by retention: nothing to redact
+                    break
                 for record in result.records:
                     if record.offset >= segment_end:
                         break
@@ -368,7 +373,10 @@ class FileEventLog:
                 offset = result.next_offset
             if not hits:
                 continue
-            fd = os.open(path, os.O_WRONLY)
+            try:
+                fd = os.open(path, os.O_WRONLY)
+            except FileNotFoundError:
+                continue
             try:
                 for position, length in hits:
                     tombstone = encode_frame(REDACTED + b" " * (length - 1))

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Any]
 
+#: Calls answered on the reader thread itself: quick, and never to wait behind slow ones.
+INLINE = frozenset({"stop", "status", "ping", "ready"})
+
 
 class ChannelClosed(RuntimeError):
     """The other process has gone (exited, crashed or closed its end)."""
@@ -34,6 +37,7 @@ class Channel:
         self._handlers = handlers
         self._send_lock = threading.Lock()
         self._pending: dict[int, Future] = {}
+        self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{name}-rpc")
@@ -49,17 +53,21 @@ class Channel:
 
     def call(self, kind: str, payload: Any = None, timeout: float | None = 60.0) -> Any:
         """Run ``kind`` on the other side and return its result (or raise its error)."""
-        if self._closed.is_set():
-            raise ChannelClosed(f"cannot call {kind!r}: the other process has gone")
         future: Future = Future()
         call_id = next(self._ids)
-        self._pending[call_id] = future
+        with self._pending_lock:  # against the reader failing every pending call at EOF
+            if self._closed.is_set():
+                raise ChannelClosed(f"cannot call {kind!r}: the other process has gone")
+            self._pending[call_id] = future
         try:
             self._send(("call", call_id, kind, payload))
         except (OSError, ValueError) as exc:
             self._pending.pop(call_id, None)
             raise ChannelClosed(f"cannot call {kind!r}: {exc}") from exc
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        finally:
+            self._pending.pop(call_id, None)
 
     def _send(self, message: tuple) -> None:
         with self._send_lock:
@@ -71,7 +79,10 @@ class Channel:
                 message = self._conn.recv()
                 if message[0] == "call":
                     _, call_id, kind, payload = message
-                    self._pool.submit(self._serve, call_id, kind, payload)
+                    if kind in INLINE:  # never queued behind slow calls (refresh)
+                        self._serve(call_id, kind, payload)
+                    else:
+                        self._pool.submit(self._serve, call_id, kind, payload)
                 else:
                     _, call_id, ok, value = message
                     future = self._pending.pop(call_id, None)
@@ -82,11 +93,16 @@ class Channel:
                             future.set_exception(RuntimeError(value))
         except (EOFError, OSError):
             pass
+        except Exception:
+            log.exception("the channel to the other process broke")
         finally:
-            self._closed.set()
-            for future in list(self._pending.values()):
-                future.set_exception(ChannelClosed("the other process has gone"))
-            self._pending.clear()
+            with self._pending_lock:
+                self._closed.set()
+                pending = list(self._pending.values())
+                self._pending.clear()
+            for future in pending:
+                if not future.done():
+                    future.set_exception(ChannelClosed("the other process has gone"))
 
     def _serve(self, call_id: int, kind: str, payload: Any) -> None:
         try:

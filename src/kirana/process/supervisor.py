@@ -108,6 +108,8 @@ class WorkerSupervisor:
     def stop(self, timeout: float = 60.0) -> None:
         """Ask the worker to finish its batch and exit; kill it if it will not."""
         self._stopping.set()
+        if self._thread.is_alive():  # no spawn after this: the snapshot below is the last worker
+            self._thread.join(10)
         process, channel = self._process, self._channel
         if process is None:
             return
@@ -121,4 +123,5 @@ class WorkerSupervisor:
             process.join(5)
         if channel is not None:
             channel.close()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)

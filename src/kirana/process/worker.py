@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from kirana.config import Settings
-from kirana.process.channel import Channel
+from kirana.process.channel import Channel, ChannelClosed
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,10 @@ def run_worker(settings_json: str, conn: Connection, log_level: int) -> None:
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)s [worker] %(name)s: %(message)s"
     )
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the API process decides when we stop
+    # the API process decides when we stop (a signal to the whole process group, as
+    # systemd or Ctrl-C sends, reaches the API, which then stops us cleanly)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from kirana.runtime import Platform
 
     settings = Settings.model_validate_json(settings_json)
@@ -55,7 +58,10 @@ def run_worker(settings_json: str, conn: Connection, log_level: int) -> None:
     )
     platform.start()
     log.info("consumer worker %d running %s", os.getpid(), ", ".join(platform.consumers))
-    channel.call("ready", os.getpid())
+    try:
+        channel.call("ready", os.getpid())
+    except ChannelClosed:  # the API process went away while we started
+        stopping.set()
     stopping.wait()
     log.info("consumer worker %d stopping", os.getpid())
     platform.close()
