@@ -11,7 +11,6 @@ thing it cannot do.
 
 from __future__ import annotations
 
-import bisect
 import os
 import threading
 import time
@@ -19,15 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kirana.eventlog.durable_end import DurableEnd
-from kirana.eventlog.framing import scan
-from kirana.eventlog.protocol import LogRecord, LogUnavailable, ReadResult
-
-SEGMENT_SUFFIX = ".seg"
-_READ_CHUNK = 4 * 1024 * 1024
-
-
-def _segment_name(base: int) -> str:
-    return f"{base:020d}{SEGMENT_SUFFIX}"
+from kirana.eventlog.protocol import LogUnavailable, ReadResult
+from kirana.eventlog.segments import READ_CHUNK, read_segments, segment_bases, segment_name
 
 
 class FileLogReader:
@@ -44,11 +36,7 @@ class FileLogReader:
 
     def _rescan(self) -> None:
         with self._lock:
-            self._bases = sorted(
-                int(p.name[: -len(SEGMENT_SUFFIX)])
-                for p in self.directory.glob(f"*{SEGMENT_SUFFIX}")
-                if p.name[: -len(SEGMENT_SUFFIX)].isdigit()
-            ) or [0]
+            self._bases = segment_bases(self.directory) or [0]
 
     def _current(self) -> int:
         """The durable end, after making sure the segment list covers it."""
@@ -64,9 +52,7 @@ class FileLogReader:
     @property
     def start_offset(self) -> int:
         self._current()
-        while (
-            len(self._bases) > 1 and not (self.directory / _segment_name(self._bases[0])).exists()
-        ):
+        while len(self._bases) > 1 and not (self.directory / segment_name(self._bases[0])).exists():
             self._rescan()
         return self._bases[0]
 
@@ -84,38 +70,17 @@ class FileLogReader:
         with self._lock:
             fd = self._fds.get(base)
             if fd is None:
-                fd = os.open(self.directory / _segment_name(base), os.O_RDONLY)
+                fd = os.open(self.directory / segment_name(base), os.O_RDONLY)
                 self._fds[base] = fd
             return fd
 
     def read(
-        self, offset: int, max_records: int = 10_000, max_bytes: int = _READ_CHUNK
+        self, offset: int, max_records: int = 10_000, max_bytes: int = READ_CHUNK
     ) -> ReadResult:
         end = self._current()
         if offset > end:
             raise ValueError(f"offset {offset} is beyond the log's durable end {end}")
-        bases = self._bases
-        records: list[LogRecord] = []
-        while offset < end and len(records) < max_records:
-            index = bisect.bisect_right(bases, offset) - 1
-            if index < 0:
-                raise ValueError(f"offset {offset} is before the log's first segment {bases[0]}")
-            base = bases[index]
-            segment_end = bases[index + 1] if index + 1 < len(bases) else end
-            if offset >= segment_end:
-                offset = segment_end
-                continue
-            want = min(segment_end - offset, max_bytes)
-            data = os.pread(self._fd(base), want, offset - base)
-            result = scan(data, base=offset, limit=max_records - len(records))
-            if not result.frames:
-                if want < max_bytes or result.corrupt:
-                    raise LogUnavailable(f"corrupt record at offset {offset} in segment {base}")
-                max_bytes *= 2
-                continue
-            records.extend(LogRecord(o, p) for o, p in result.frames)
-            offset += result.valid_end
-        return ReadResult(records, offset)
+        return read_segments(self._bases, end, offset, max_records, max_bytes, self._fd)
 
     def wait_for(self, offset: int, timeout: float) -> bool:
         """Poll the published end (every few ms) until it passes ``offset``."""
@@ -134,7 +99,7 @@ class FileLogReader:
         freed = 0
         while len(self._bases) > 1 and self._bases[1] <= before:
             base, following = self._bases[0], self._bases[1]
-            path = self.directory / _segment_name(base)
+            path = self.directory / segment_name(base)
             try:
                 if time.time() - path.stat().st_mtime < min_age_seconds:
                     break

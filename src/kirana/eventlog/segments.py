@@ -44,13 +44,56 @@ from kirana.eventlog.protocol import (
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".seg"
-_READ_CHUNK = 4 * 1024 * 1024
+READ_CHUNK = 4 * 1024 * 1024
 
 Completion = Callable[[list[int] | BaseException], None]
 
 
-def _segment_name(base: int) -> str:
+def segment_name(base: int) -> str:
     return f"{base:020d}{SEGMENT_SUFFIX}"
+
+
+def segment_bases(directory: Path) -> list[int]:
+    """Base offsets of the segment files in ``directory``, ascending."""
+    return sorted(
+        int(p.name[: -len(SEGMENT_SUFFIX)])
+        for p in directory.glob(f"*{SEGMENT_SUFFIX}")
+        if p.name[: -len(SEGMENT_SUFFIX)].isdigit()
+    )
+
+
+def read_segments(
+    bases: list[int],
+    end: int,
+    offset: int,
+    max_records: int,
+    max_bytes: int,
+    fd_for: Callable[[int], int],
+) -> ReadResult:
+    """Durable records from ``offset`` up to ``end`` across the segments starting at
+    ``bases`` (``fd_for(base)`` opens one for reading): shared by the writer's own reads
+    and by :class:`kirana.eventlog.reader.FileLogReader` in other processes."""
+    records: list[LogRecord] = []
+    while offset < end and len(records) < max_records:
+        index = bisect.bisect_right(bases, offset) - 1
+        if index < 0:
+            raise ValueError(f"offset {offset} is before the log's first segment {bases[0]}")
+        base = bases[index]
+        segment_end = bases[index + 1] if index + 1 < len(bases) else end
+        if offset >= segment_end:  # exactly at a segment boundary
+            offset = segment_end
+            continue
+        want = min(segment_end - offset, max_bytes)
+        data = os.pread(fd_for(base), want, offset - base)
+        result = scan(data, base=offset, limit=max_records - len(records))
+        if not result.frames:
+            if want < max_bytes or result.corrupt:
+                raise LogUnavailable(f"corrupt record at offset {offset} in segment {base}")
+            max_bytes *= 2  # a single record larger than the read window
+            continue
+        records.extend(LogRecord(o, p) for o, p in result.frames)
+        offset += result.valid_end
+    return ReadResult(records, offset)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -105,17 +148,13 @@ class FileEventLog:
     # -- opening and recovery -------------------------------------------------
 
     def _recover(self) -> None:
-        bases = sorted(
-            int(p.name[: -len(SEGMENT_SUFFIX)])
-            for p in self.directory.glob(f"*{SEGMENT_SUFFIX}")
-            if p.name[: -len(SEGMENT_SUFFIX)].isdigit()
-        )
+        bases = segment_bases(self.directory)
         if not bases:
             bases = [0]
-            (self.directory / _segment_name(0)).touch()
+            (self.directory / segment_name(0)).touch()
             _fsync_dir(self.directory)
         self._bases = bases
-        last = self.directory / _segment_name(bases[-1])
+        last = self.directory / segment_name(bases[-1])
         valid_end = self._scan_valid_end(last)
         size = last.stat().st_size
         if valid_end < size:
@@ -139,7 +178,7 @@ class FileEventLog:
         with open(path, "rb") as f:
             carry = b""
             while True:
-                chunk = f.read(_READ_CHUNK)
+                chunk = f.read(READ_CHUNK)
                 if not chunk:
                     return pos
                 buf = carry + chunk
@@ -258,7 +297,7 @@ class FileEventLog:
             os.fsync(self._fd)
         os.close(self._fd)
         base = self._end
-        path = self.directory / _segment_name(base)
+        path = self.directory / segment_name(base)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(self.directory)
         self._bases.append(base)
@@ -272,35 +311,17 @@ class FileEventLog:
         with self._read_lock:
             fd = self._read_fds.get(base)
             if fd is None:
-                fd = os.open(self.directory / _segment_name(base), os.O_RDONLY)
+                fd = os.open(self.directory / segment_name(base), os.O_RDONLY)
                 self._read_fds[base] = fd
             return fd
 
     def read(
-        self, offset: int, max_records: int = 10_000, max_bytes: int = _READ_CHUNK
+        self, offset: int, max_records: int = 10_000, max_bytes: int = READ_CHUNK
     ) -> ReadResult:
         end = self._end
         if offset < self.start_offset or offset > end:
             raise ValueError(f"offset {offset} outside the log ({self.start_offset}..{end})")
-        records: list[LogRecord] = []
-        while offset < end and len(records) < max_records:
-            index = bisect.bisect_right(self._bases, offset) - 1
-            base = self._bases[index]
-            segment_end = self._bases[index + 1] if index + 1 < len(self._bases) else end
-            if offset >= segment_end:  # exactly at a segment boundary
-                offset = segment_end
-                continue
-            want = min(segment_end - offset, max_bytes)
-            data = os.pread(self._read_fd(base), want, offset - base)
-            result = scan(data, base=offset, limit=max_records - len(records))
-            if not result.frames:
-                if want < max_bytes or result.corrupt:
-                    raise LogUnavailable(f"corrupt record at offset {offset} in segment {base}")
-                max_bytes *= 2  # a single record larger than the read window
-                continue
-            records.extend(LogRecord(o, p) for o, p in result.frames)
-            offset += result.valid_end
-        return ReadResult(records, offset)
+        return read_segments(self._bases, end, offset, max_records, max_bytes, self._read_fd)
 
     def wait_for(self, offset: int, timeout: float) -> bool:
         with self._durable:
@@ -314,7 +335,7 @@ class FileEventLog:
 
         freed = 0
         while len(self._bases) > 1 and self._bases[1] <= before:
-            path = self.directory / _segment_name(self._bases[0])
+            path = self.directory / segment_name(self._bases[0])
             if time.time() - path.stat().st_mtime < min_age_seconds:
                 break
             with self._read_lock:
@@ -333,7 +354,7 @@ class FileEventLog:
         with self._read_lock:
             while (
                 len(self._bases) > 1
-                and not (self.directory / _segment_name(self._bases[0])).exists()
+                and not (self.directory / segment_name(self._bases[0])).exists()
             ):
                 fd = self._read_fds.pop(self._bases.pop(0), None)
                 if fd is not None:
@@ -355,7 +376,7 @@ class FileEventLog:
             bases = list(self._bases)  # one snapshot: retention may delete segments meanwhile
         for index, base in enumerate(bases):
             segment_end = bases[index + 1] if index + 1 < len(bases) else end
-            path = self.directory / _segment_name(base)
+            path = self.directory / segment_name(base)
             hits: list[tuple[int, int]] = []
             offset = base
             while offset < segment_end:
