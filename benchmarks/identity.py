@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import sys
 import tempfile
 import time
 import uuid
@@ -73,6 +74,12 @@ def population_events(identities: int, seed: int = 7):
         person += 1
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time: unlike wall time, it holds on a shared or paused machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -89,6 +96,7 @@ def run(identities: int, backend: str, batch: int = 5000) -> dict:
     resolver = IdentityResolver(store)
     events = 0
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     pending = []
     for event in population_events(identities):
         pending.append(event)
@@ -98,11 +106,19 @@ def run(identities: int, backend: str, batch: int = 5000) -> dict:
                     resolver.apply_event(e)
             events += len(pending)
             pending = []
+            if events % 1_000_000 < batch:  # a long run shows it is alive, and how fast
+                print(
+                    f"  {events:,} events · {time.perf_counter() - started:,.0f} s wall · "
+                    f"{cpu_seconds() - cpu_started:,.0f} s CPU · {rss_mb():,.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
     with store.transaction():
         for e in pending:
             resolver.apply_event(e)
     events += len(pending)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     size = sum(p.stat().st_size for p in tmp.glob("*")) if backend == "sqlite" else None
     store.close()
     if backend == "postgres":
@@ -115,6 +131,8 @@ def run(identities: int, backend: str, batch: int = 5000) -> dict:
         "identities": identities,
         "events": events,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+        "events_per_cpu_s": round(events / cpu),
         "events_per_s": round(events / seconds),
         "identities_per_s": round(identities / seconds),
         "recomputations": resolver.recomputations,

@@ -41,8 +41,8 @@ class LakeSettings(BaseModel):
 
     linger_seconds: float = Field(1.0, gt=0, le=60)
     """Gather events this long before each Delta commit (bounds lake latency)."""
-    max_batch_events: int = Field(100_000, ge=1)
-    """At most this many events per Delta commit."""
+    max_batch_events: int = Field(25_000, ge=1)
+    """At most this many events per Delta commit (bounds the memory of a catching-up loader)."""
     compact_every_commits: int = Field(50, ge=1)
     """Compact small files after this many commits (and whenever idle)."""
     dedupe_days: int = Field(30, ge=1)

@@ -91,7 +91,7 @@ def read_segments(
                 raise LogUnavailable(f"corrupt record at offset {offset} in segment {base}")
             max_bytes *= 2  # a single record larger than the read window
             continue
-        records.extend(LogRecord(o, p) for o, p in result.frames)
+        records.extend(map(LogRecord._make, result.frames))
         offset += result.valid_end
     return ReadResult(records, offset)
 

@@ -16,7 +16,14 @@ from collections import OrderedDict, defaultdict
 from typing import Any
 
 from kirana.identity.graph import Link, event_links, resolve
-from kirana.identity.rules import Identifier, IdentityRules, Observation, observe
+from kirana.identity.rules import (
+    Identifier,
+    IdentityRules,
+    Observation,
+    identifiers,
+    observe,
+    parse_timestamp,
+)
 from kirana.identity.store import MergeRecord, ProfileStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ class IdentityResolver:
         self.recomputations = 0
         self._profiles = _Lru(cache_size)  # identifier -> profile id, as stored
         self._links = _Lru(cache_size)  # (a, b) -> (timestamp, message_id) as stored
+        self._plain = _Lru(cache_size)  # (userId, anonymousId) -> identifiers (pure: rules)
 
     def forget(self) -> None:
         self._profiles.clear()
@@ -82,6 +90,20 @@ class IdentityResolver:
         """Resolve one canonical event; return the profile id it belongs to."""
         obs = observe(event, self.rules)
         return self.apply(obs)
+
+    def apply_plain(
+        self, user_id: str | None, anonymous_id: str | None, message_id: str, timestamp: str
+    ) -> str | None:
+        """:meth:`apply_event` for an event whose only identifiers are its userId and
+        anonymousId and which carries no person traits (a track, page, screen or group
+        call without ``context.traits`` or ``context.device``): the caller need not decode
+        the whole event, and the identifiers of a repeated pair are remembered."""
+        key = (user_id, anonymous_id)
+        found = self._plain.get(key)
+        if found is None:
+            found, _ = identifiers({"userId": user_id, "anonymousId": anonymous_id}, self.rules)
+            self._plain.remember(key, found)
+        return self.apply(Observation(message_id, parse_timestamp(timestamp), found, {}))
 
     def apply(self, obs: Observation) -> str | None:
         if not obs.identifiers:

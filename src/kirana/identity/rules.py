@@ -67,8 +67,10 @@ def _normalise(id_type: str, value: str) -> str:
     return value.lower() if id_type == "email" else value
 
 
-def observe(event: dict[str, Any], rules: IdentityRules) -> Observation:
-    """Identifiers and traits of a canonical event (strongest identifier first)."""
+def identifiers(
+    event: dict[str, Any], rules: IdentityRules
+) -> tuple[tuple[Identifier, ...], dict[str, Any]]:
+    """An event's usable identifiers (strongest first) and the person traits it carries."""
     found: dict[Identifier, None] = {}
 
     def add(id_type: str, raw: Any) -> None:
@@ -95,5 +97,14 @@ def observe(event: dict[str, Any], rules: IdentityRules) -> Observation:
         # what was seen before would make the result depend on arrival order
         add("anonymous_id", event.get("previousId"))
     ordered = tuple(sorted(found, key=lambda i: (rules.rank(i[0]), i)))
-    timestamp = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-    return Observation(event["messageId"], timestamp, ordered, traits)
+    return ordered, traits
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def observe(event: dict[str, Any], rules: IdentityRules) -> Observation:
+    """Identifiers and traits of a canonical event (strongest identifier first)."""
+    ordered, traits = identifiers(event, rules)
+    return Observation(event["messageId"], parse_timestamp(event["timestamp"]), ordered, traits)

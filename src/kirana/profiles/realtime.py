@@ -104,6 +104,21 @@ class RealtimeAudiences:
         self._names = {e for t in self._triggers.values() if t for e in t}
         self.window = _longest_window(audience_defs)
 
+    def wants(self, event_type: str, name: str | None) -> bool:
+        """Whether :meth:`on_event` could do anything for an event of this type and name.
+
+        Lets the profile consumer skip decoding whole events no real-time audience
+        looks at (most of them, on most days).
+        """
+        self._reload()
+        if not self._audiences:
+            return False
+        return (
+            event_type == "identify"
+            or self._keep_all
+            or (event_type == "track" and name in self._names)
+        )
+
     def on_event(self, event: dict[str, Any], profile_id: str | None) -> None:
         self._reload()
         if not self._audiences or profile_id is None:
