@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +15,7 @@ from kirana.eventlog.protocol import LogRecord
 from kirana.eventlog.records import event_record
 from kirana.identity.engine import IdentityResolver
 from kirana.identity.sqlite_store import SQLiteProfileStore
-from tests.identity.test_order_independence import snapshot
+from tests.identity.test_order_independence import run, snapshot
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 IDS = st.sampled_from(["u1", "u2", "u3", "", "null", "anonymous", "0"])
@@ -69,17 +68,6 @@ def through_consumer(evs: list[dict], path: Path) -> set:
     return result
 
 
-def through_resolver(evs: list[dict], path: Path) -> set:
-    store = SQLiteProfileStore(path)
-    resolver = IdentityResolver(store)
-    with store.transaction():
-        for event in evs:
-            resolver.apply_event(msgspec.json.decode(msgspec.json.encode(event)))
-    result = snapshot(store, evs)
-    store.close()
-    return result
-
-
 class _NoLog:
     start_offset = 0
 
@@ -92,7 +80,7 @@ def test_fast_lane_matches_the_whole_event_path(
     evs: list[dict], data: st.DataObject, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex
-    expected = through_resolver(evs, tmp_path / f"{tag}-r.sqlite")
+    expected = run(evs, tmp_path / f"{tag}-r.sqlite")
     assert through_consumer(evs, tmp_path / f"{tag}-c.sqlite") == expected
     shuffled = data.draw(st.permutations(evs))
     assert through_consumer(shuffled, tmp_path / f"{tag}-s.sqlite") == expected

@@ -315,3 +315,22 @@ def _metrics(lists: dict[str, list[str]], relevant: dict[str, set[str]]) -> dict
 
 def _recall(lists: dict[str, list[str]], relevant: dict[str, set[str]]) -> float:
     return _metrics(lists, relevant)["recall@10"]
+
+
+def test_model_settings_carry_spark_settings_to_the_engine() -> None:
+    from kirana.models.jobs.spark_engine import create
+
+    engine = create(
+        ModelSettings(
+            spark_master="local[1]",
+            spark_driver_memory="3g",
+            spark_shuffle_partitions=8,
+            spark_conf={"spark.executor.memory": "4g", "spark.sql.shuffle.partitions": "16"},
+        )
+    )
+    assert engine.master == "local[1]"
+    assert engine.conf["spark.driver.memory"] == "3g"
+    assert engine.conf["spark.executor.memory"] == "4g"
+    assert engine.conf["spark.sql.shuffle.partitions"] == "16"  # spark_conf wins
+    with pytest.raises(ValueError, match="spark_driver_memory"):
+        ModelSettings(spark_driver_memory="lots")

@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from kirana import __version__
+from kirana.api.hot_paths import Handler, HotPaths
 from kirana.api.routes import admin, content, personalize, privacy, profiles, segments, tracking
 from kirana.api.routes import destinations as destination_routes
 from kirana.api.routes import experiments as experiment_routes
@@ -17,6 +18,10 @@ from kirana.api.routes import models as model_routes
 from kirana.api.routes import replication as replication_routes
 from kirana.api.routes import syncs as sync_routes
 from kirana.runtime import Platform
+
+
+async def _health(request: Request) -> Response:
+    return Response(b'{"ok":true}', media_type="application/json")
 
 
 def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -53,9 +58,16 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(sync_routes.router)
 
     @app.get("/health", tags=["status"])
-    def health() -> dict:
+    async def health() -> dict:
         """Liveness: the process is up and the log accepts writes."""
         return {"ok": True}
+
+    hot: dict[tuple[str, str], Handler] = {
+        ("POST", path): handler for path, handler in tracking.HANDLERS.items()
+    }
+    hot[("GET", "/v1/personalize")] = personalize.personalize_raw
+    hot[("GET", "/health")] = _health
+    app.add_middleware(HotPaths, routes=hot)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -51,6 +52,14 @@ def serve(
     except OSError as exc:
         raise fail(f"cannot open {settings.data_dir}: {exc}") from exc
     app = create_app(platform)
+    # What startup built (modules, routes, settings: ~100k objects) lives as long as the
+    # process; frozen, the collector's full passes stop re-visiting it on every request burst.
+    # Full passes every 100 middle-generation passes instead of every 10: each one visits every
+    # cached object (~50-130 ms here), and personalise caches churn; the requests themselves
+    # make almost no cyclic garbage (measured: 22 objects in 2,000 decisions).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(700, 10, 100)
     config = uvicorn.Config(
         app,
         host=settings.host,

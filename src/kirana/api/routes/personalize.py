@@ -143,11 +143,36 @@ async def personalize(
     in `properties.tracking_id` of `Promotion Viewed`, `Promotion Clicked`, `Product Clicked`
     and `Product Added`. Authenticate with a write key (as the tracking API) or a Bearer token.
     """
+    return serve(request, placement, user_id, anonymous_id, limit, item_id)
+
+
+async def personalize_raw(request: Request) -> Response:
+    """The same endpoint for :class:`kirana.api.hot_paths.HotPaths`: parameters read straight
+    from the query string instead of through FastAPI's parameter solving."""
+    query = request.query_params
+    return serve(
+        request,
+        query.get("placement"),
+        query.get("userId"),
+        query.get("anonymousId"),
+        query.get("limit"),
+        query.getlist("itemId"),
+    )
+
+
+def serve(
+    request: Request,
+    placement: str | None,
+    user_id: str | None,
+    anonymous_id: str | None,
+    limit: str | None,
+    item_ids: list[str],
+) -> Response:
     platform: Platform = request.app.state.platform
     denied = _unauthorized(platform, request)
     if denied is not None:
         return denied
-    parsed = parse_query(placement, user_id, anonymous_id, limit, item_id)
+    parsed = parse_query(placement, user_id, anonymous_id, limit, item_ids)
     if isinstance(parsed, Response):
         return parsed
     try:

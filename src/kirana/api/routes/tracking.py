@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -56,11 +58,16 @@ async def _ingest(endpoint: str, request: Request) -> Response:
     return Response(msgspec.json.encode(content), media_type="application/json")
 
 
+#: ``POST`` path -> handler, for :class:`kirana.api.hot_paths.HotPaths`
+HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {}
+
+
 def _add(endpoint: str, schema: dict, summary: str) -> None:
     async def handler(request: Request) -> Response:
         return await _ingest(endpoint, request)
 
     handler.__name__ = f"ingest_{endpoint}"
+    HANDLERS[f"/v1/{endpoint}"] = handler
     router.add_api_route(
         f"/{endpoint}",
         handler,

@@ -1,0 +1,40 @@
+"""The few endpoints called thousands of times a second, served ahead of FastAPI's router.
+
+FastAPI (0.165) spends most of a small request's CPU before the handler runs: matching the
+path against every included router's routes in turn and solving the declared parameters
+(measured in-process: ~450 µs of a 401 from ``/v1/personalize``, ~750 µs for ``/health``,
+against a few tens of µs for the handler's own work). The tracking API and the personalise
+API take only the raw request, so this ASGI middleware dispatches them by exact method and
+path to the very handlers the FastAPI routes call, and hands everything else on unchanged.
+
+The FastAPI routes stay registered: they are what ``/openapi.json`` and ``/docs`` describe,
+and they serve the same paths under any mount that bypasses this middleware. The middleware
+sits inside FastAPI's error handling, so an unexpected exception still becomes a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HotPaths:
+    """Dispatch ``(method, path)`` pairs straight to their handlers; pass the rest on."""
+
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], Handler]) -> None:
+        self.app = app
+        self.routes = dict(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.routes.get((scope["method"], scope["path"]))
+            if handler is not None and not scope.get("root_path"):
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
