@@ -335,7 +335,13 @@ class Platform:
                         "lag": self.log.end_offset,
                         "errors": self.worker.restarts,
                         "last_error": f"the consumer worker is not running "
-                        f"(last exit code {self.worker.last_exit}); it is being restarted",
+                        f"(last exit code {self.worker.last_exit}"
+                        + (
+                            f"; last start failed: {self.worker.last_spawn_error}"
+                            if self.worker.last_spawn_error
+                            else ""
+                        )
+                        + "); it is being restarted",
                     }
                 }
         end = self.log.end_offset

@@ -16,11 +16,13 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import time
 from pathlib import Path
 
 _PAIR = struct.Struct("<QQ")
 _SIZE = 2 * _PAIR.size
 FILE_NAME = "END"
+_PATIENCE = 1100  # reads before deciding the writer died mid-publish (~0.1 s)
 
 
 class DurableEnd:
@@ -47,12 +49,21 @@ class DurableEnd:
         _PAIR.pack_into(self._map, _PAIR.size, end, active_base)
 
     def read(self) -> tuple[int, int]:
-        """Reader: the latest consistent ``(end, active_base)``."""
-        while True:
+        """Reader: the latest consistent ``(end, active_base)``.
+
+        Copies that differ mean a publish is in flight: read again. Copies that stay
+        different mean the writer stopped between its two stores (it was killed); then
+        both are whole values, each published after an fsync, and the one with the
+        smaller end is the safe answer (a reader must not spin forever on a dead writer).
+        """
+        for attempt in range(_PATIENCE):
             first = _PAIR.unpack_from(self._map, 0)
             second = _PAIR.unpack_from(self._map, _PAIR.size)
             if first == second:
                 return first
+            if attempt >= 100:
+                time.sleep(0.0001)
+        return min(first, second)
 
     def close(self) -> None:
         self._map.close()

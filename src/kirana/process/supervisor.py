@@ -34,6 +34,8 @@ class WorkerSupervisor:
         self._stopping = threading.Event()
         self.restarts = 0
         self.last_exit: int | None = None
+        self.spawn_failures = 0
+        self.last_spawn_error: str | None = None
         self._thread = threading.Thread(
             target=self._supervise, name="worker-supervisor", daemon=True
         )
@@ -64,8 +66,17 @@ class WorkerSupervisor:
     def _supervise(self) -> None:
         backoff = 1.0
         while not self._stopping.is_set():
-            self._spawn()
             started = time.monotonic()
+            try:
+                self._spawn()
+            except Exception as exc:  # out of memory or pids, say: keep trying, never give up
+                self.spawn_failures += 1
+                self.last_spawn_error = f"{type(exc).__name__}: {exc}"
+                log.exception("could not start the consumer worker; retrying in %.0fs", backoff)
+                if self._stopping.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 30.0)
+                continue
             assert self._process is not None
             while not self._stopping.is_set() and self._process.is_alive():
                 self._process.join(0.5)
