@@ -300,10 +300,13 @@ class FileEventLog:
         path = self.directory / segment_name(base)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(self.directory)
-        self._bases.append(base)
+        self._bases = [*self._bases, base]  # a new list: readers may be walking the old one
         self._active_base = base
         self._active_size = 0
         self._published.publish(self._end, base)
+        # a worker process's retention deletes consumed segments; an fd kept open here
+        # would hold their disk space until this process exits
+        self._forget_deleted_segments()
 
     # -- reading --------------------------------------------------------------
 
@@ -321,6 +324,8 @@ class FileEventLog:
         end = self._end
         if offset < self.start_offset or offset > end:
             raise ValueError(f"offset {offset} outside the log ({self.start_offset}..{end})")
+        # ``_bases`` is replaced, never changed in place, so this one reference is a
+        # consistent snapshot even while retention or a roll runs in another thread
         return read_segments(self._bases, end, offset, max_records, max_bytes, self._read_fd)
 
     def wait_for(self, offset: int, timeout: float) -> bool:
@@ -339,10 +344,11 @@ class FileEventLog:
             if time.time() - path.stat().st_mtime < min_age_seconds:
                 break
             with self._read_lock:
-                fd = self._read_fds.pop(self._bases[0], None)
+                base = self._bases[0]
+                fd = self._read_fds.pop(base, None)
                 if fd is not None:
                     os.close(fd)
-                base = self._bases.pop(0)
+                self._bases = self._bases[1:]
             freed += self._bases[0] - base
             path.unlink()
         if freed:
@@ -356,7 +362,8 @@ class FileEventLog:
                 len(self._bases) > 1
                 and not (self.directory / segment_name(self._bases[0])).exists()
             ):
-                fd = self._read_fds.pop(self._bases.pop(0), None)
+                fd = self._read_fds.pop(self._bases[0], None)
+                self._bases = self._bases[1:]
                 if fd is not None:
                     os.close(fd)
 
