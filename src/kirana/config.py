@@ -176,12 +176,12 @@ class ModelSettings(BaseModel):
     """Keep replaced output versions this long, so runs can be rolled back to them."""
     spark_master: str = "local[2]"
     """Spark master URL when ``engine = "spark"`` (e.g. ``spark://host:7077``)."""
-    spark_driver_memory: str | None = Field(None, pattern=r"^[0-9]+[kmgtKMGT]?$")
+    spark_driver_memory: str | None = Field(None, pattern=r"^[0-9]+([kmgtpKMGTP][bB]?)?$")
     """``spark.driver.memory`` (e.g. ``8g``); unset: 2g in local mode. Applies when the
     driver's JVM starts, i.e. to the first Spark job of a process."""
     spark_shuffle_partitions: int | None = Field(None, ge=1)
     """``spark.sql.shuffle.partitions``; unset: 4 (suits local mode; raise on a cluster)."""
-    spark_conf: dict[str, str] = {}
+    spark_conf: dict[str, str | int | float | bool] = {}
     """Any other Spark settings, e.g. ``{"spark.executor.memory" = "8g"}``; these win over
     the two fields above and over Kirana's local defaults."""
     schedule: JobSchedule = JobSchedule()

@@ -333,7 +333,7 @@ class Platform:
                     "worker": {
                         "position": 0,
                         "lag": self.log.end_offset,
-                        "errors": self.worker.restarts,
+                        "errors": self.worker.restarts + self.worker.spawn_failures,
                         "last_error": f"the consumer worker is not running "
                         f"(last exit code {self.worker.last_exit}"
                         + (

@@ -115,3 +115,21 @@ def test_plain_track_events_take_the_fast_lane(tmp_path: Path) -> None:
         store.profile(("email", "x@y.io")).identities == store.profile(("user_id", "u1")).identities
     )
     store.close()
+
+
+def test_events_a_realtime_audience_wants_take_the_whole_event_path(tmp_path: Path) -> None:
+    from kirana.profiles.realtime import RealtimeAudiences
+
+    store = SQLiteProfileStore(tmp_path / "p.sqlite")
+    realtime = RealtimeAudiences(store, lambda events: None, reload_every=0)
+    assert not realtime.wants("track", "Order Completed")  # no audiences: nothing wanted
+    loyal = {
+        "name": "loyal",
+        "conditions": {"event": "Order Completed", "at_least": 2, "within_days": 30},
+    }
+    store.save_definition("audience", "loyal", loyal)
+    assert realtime.wants("track", "Order Completed")
+    assert realtime.wants("identify", None)  # traits may change any membership
+    assert not realtime.wants("track", "Product Viewed")
+    assert not realtime.wants("page", None)
+    store.close()

@@ -325,12 +325,18 @@ def test_model_settings_carry_spark_settings_to_the_engine() -> None:
             spark_master="local[1]",
             spark_driver_memory="3g",
             spark_shuffle_partitions=8,
-            spark_conf={"spark.executor.memory": "4g", "spark.sql.shuffle.partitions": "16"},
+            spark_conf={
+                "spark.executor.memory": "4g",
+                "spark.sql.shuffle.partitions": 16,
+                "spark.sql.adaptive.enabled": True,
+            },
         )
     )
     assert engine.master == "local[1]"
     assert engine.conf["spark.driver.memory"] == "3g"
     assert engine.conf["spark.executor.memory"] == "4g"
     assert engine.conf["spark.sql.shuffle.partitions"] == "16"  # spark_conf wins
+    assert engine.conf["spark.sql.adaptive.enabled"] == "true"
+    assert ModelSettings(spark_driver_memory="512mb").spark_driver_memory == "512mb"
     with pytest.raises(ValueError, match="spark_driver_memory"):
         ModelSettings(spark_driver_memory="lots")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kirana import __version__
 from kirana.api.hot_paths import Handler, HotPaths
@@ -18,6 +19,14 @@ from kirana.api.routes import models as model_routes
 from kirana.api.routes import replication as replication_routes
 from kirana.api.routes import syncs as sync_routes
 from kirana.runtime import Platform
+
+
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTP error as ``{code, message}`` (a route may raise one with a dict detail)."""
+    detail = exc.detail
+    if not isinstance(detail, dict):
+        detail = {"code": "error", "message": str(detail)}
+    return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _health(request: Request) -> Response:
@@ -67,16 +76,11 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     }
     hot[("GET", "/v1/personalize")] = personalize.personalize_raw
     hot[("GET", "/health")] = _health
-    app.add_middleware(HotPaths, routes=hot)
+    app.add_middleware(HotPaths, routes=hot, http_error=http_error_response)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        detail = (
-            exc.detail
-            if isinstance(exc.detail, dict)
-            else {"code": "error", "message": str(exc.detail)}
-        )
-        return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+        return http_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

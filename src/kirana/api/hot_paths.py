@@ -9,13 +9,15 @@ path to the very handlers the FastAPI routes call, and hands everything else on 
 
 The FastAPI routes stay registered: they are what ``/openapi.json`` and ``/docs`` describe,
 and they serve the same paths under any mount that bypasses this middleware. The middleware
-sits inside FastAPI's error handling, so an unexpected exception still becomes a 500.
+sits inside FastAPI's error handling, so an unexpected exception still becomes a 500; an
+``HTTPException`` gets the app's ``{code, message}`` answer through ``http_error``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,15 +28,24 @@ Handler = Callable[[Request], Awaitable[Response]]
 class HotPaths:
     """Dispatch ``(method, path)`` pairs straight to their handlers; pass the rest on."""
 
-    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], Handler]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: Mapping[tuple[str, str], Handler],
+        http_error: Callable[[HTTPException], Response],
+    ) -> None:
         self.app = app
         self.routes = dict(routes)
+        self.http_error = http_error  # this sits outside FastAPI's HTTPException handling
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             handler = self.routes.get((scope["method"], scope["path"]))
             if handler is not None and not scope.get("root_path"):
-                response = await handler(Request(scope, receive))
+                try:
+                    response = await handler(Request(scope, receive))
+                except HTTPException as exc:
+                    response = self.http_error(exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -300,13 +300,17 @@ class FileEventLog:
         path = self.directory / segment_name(base)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(self.directory)
-        self._bases = [*self._bases, base]  # a new list: readers may be walking the old one
+        with self._read_lock:  # a new list: readers may be walking the old one
+            self._bases = [*self._bases, base]
         self._active_base = base
         self._active_size = 0
         self._published.publish(self._end, base)
         # a worker process's retention deletes consumed segments; an fd kept open here
         # would hold their disk space until this process exits
-        self._forget_deleted_segments()
+        try:
+            self._forget_deleted_segments()
+        except OSError:  # housekeeping: never a reason to fail an append
+            log.exception("event log: could not release deleted segments; will retry")
 
     # -- reading --------------------------------------------------------------
 

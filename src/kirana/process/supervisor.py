@@ -53,10 +53,21 @@ class WorkerSupervisor:
             name="kirana-worker",
             daemon=True,
         )
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            parent.close()
+            child.close()
+            raise
         child.close()
-        self._process = process
-        self._channel = Channel(parent, self._handlers, name="api")
+        try:
+            channel = Channel(parent, self._handlers, name="api")
+        except BaseException:  # no channel, no way to talk to it: do not leave it running
+            process.terminate()
+            process.join(5)
+            parent.close()
+            raise
+        self._process, self._channel = process, channel
 
     def _on_ready(self, pid: int) -> None:
         """The worker has opened everything and its consumers run."""
@@ -77,6 +88,7 @@ class WorkerSupervisor:
                     return
                 backoff = min(backoff * 2, 30.0)
                 continue
+            self.last_spawn_error = None
             assert self._process is not None
             while not self._stopping.is_set() and self._process.is_alive():
                 self._process.join(0.5)

@@ -239,7 +239,10 @@ def create(settings: Any) -> SparkEngine:
             "the Spark engine needs Java 17+ (install a JDK or set JAVA_HOME), "
             "or use `--engine embedded`"
         )
-    conf = dict(getattr(settings, "spark_conf", None) or {})
+    conf = {  # TOML gives numbers and booleans as such; Spark wants strings ("true")
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in (getattr(settings, "spark_conf", None) or {}).items()
+    }
     for field, key in (
         ("spark_driver_memory", "spark.driver.memory"),
         ("spark_shuffle_partitions", "spark.sql.shuffle.partitions"),
