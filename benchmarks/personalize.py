@@ -15,6 +15,7 @@ view, 10 % a cart with two products.
     python benchmarks/personalize.py --profiles 100000 --seconds 10 --rate 200 400   # quick
     python benchmarks/personalize.py --data-dir DIR ...   # build once into DIR, then reuse it
     python benchmarks/personalize.py --json results.json
+    python benchmarks/personalize.py --api-processes 2 ...   # personalise on two cores
 """
 
 from __future__ import annotations
@@ -364,10 +365,11 @@ def generator(cfg: dict[str, Any]) -> dict[str, Any]:
     phases = []
     for rate in rates:  # open loop, lowest rate first
         batch = reqs[warm : warm + int(rate * seconds)]
-        cpu0, t0 = cpu_seconds(cfg["server_pid"]), time.perf_counter()
+        pids = cfg["api_pids"]
+        cpu0, t0 = sum(map(cpu_seconds, pids)), time.perf_counter()
         measured = asyncio.run(open_loop(port, batch, rate, cfg["connections"]))
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(cfg["server_pid"]) - cpu0
+        cpu = sum(map(cpu_seconds, pids)) - cpu0
         measured["server_api_cpu_util"] = round(cpu / wall, 2)
         measured["server_api_cpu_ms_per_request"] = round(
             cpu / max(measured["requests"], 1) * 1e3, 3
@@ -441,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--closed-connections", type=int, default=16)
+    parser.add_argument("--api-processes", type=int, default=1, help="kirana serve --api-processes")
     parser.add_argument("--data-dir", type=Path, help="reuse a data dir built before (skip setup)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--generator", help=argparse.SUPPRESS)
@@ -466,9 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     results["handler_cpu_per_request"] = handler_cpu(data, args.profiles, args.products)
     log(f"personalise service CPU per request: {results['handler_cpu_per_request']}")
     write_key = cli(data, "sources", "create", f"bench-{int(time.time())}")
+    admin = cli(data, "tokens", "create", f"bench-{int(time.time())}", "--role", "viewer")
     port = free_port()
     server = subprocess.Popen(
-        [*KIRANA, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning"],
+        [
+            *(*KIRANA, "serve", "--port", str(port), "--data-dir", str(data)),
+            *("--log-level", "warning", "--api-processes", str(args.api_processes)),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -486,10 +493,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         probe.raise_for_status()
         results["response_bytes_home_feed"] = len(probe.content)
+        for _ in range(600):  # every API process up (the extra ones start after the first)
+            status = httpx.get(
+                f"http://{HOST}:{port}/v1/status",
+                headers={"Authorization": f"Bearer {admin.split()[-1]}"},
+                timeout=30,
+            ).json()
+            api_pids = [p["pid"] for p in status["api_processes"] if p["alive"]]
+            if len(api_pids) == args.api_processes:
+                break
+            time.sleep(0.1)
+        results["api_processes"] = args.api_processes
         cfg = {
             "port": port,
             "write_key": write_key,
-            "server_pid": server.pid,
+            "api_pids": api_pids,
             "profiles": args.profiles,
             "products": args.products,
             "rates": sorted(args.rate),

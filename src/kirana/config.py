@@ -206,6 +206,15 @@ class Settings(BaseSettings):
     """``kirana serve`` runs the consumers in a worker process beside the API.
 
     Off: consumers run as threads of the API process (slower ingest, one process)."""
+    api_processes: int = Field(1, ge=1, le=64)
+    """How many processes ``kirana serve`` answers HTTP with, all on the same port.
+
+    One Python process decides about 700 personalise requests a second (one core); each
+    extra process adds about as many on another core. The first process owns the event log
+    and the consumer worker; the others answer ``GET /v1/personalize`` and ``/health``
+    themselves and relay every other request to the first over a Unix socket, so tracking
+    gains nothing from more. Set it to the number of cores left after the consumer worker
+    when personalise traffic dominates (docs/configuration.md)."""
     worker_nice: int = Field(5, ge=0, le=19)
     """Scheduling niceness of the consumer worker: when both compete for the CPU, the API
     (acknowledging events) goes first and the consumers catch up from the durable log."""

@@ -146,8 +146,10 @@ class SourceCache:
 
 
 #: Which part of Kirana a process runs: everything (tests, CLI commands), the
-#: HTTP API with the log's writer, or the consumers and scheduled jobs.
-Role = Literal["all", "api", "worker"]
+#: HTTP API with the log's writer, the consumers and scheduled jobs, or an extra
+#: API process (``kirana serve --api-processes N``: personalise answered there,
+#: everything else relayed to the ``api`` process).
+Role = Literal["all", "api", "worker", "replica"]
 
 
 @dataclass
@@ -158,6 +160,8 @@ class Platform:
     log's writer) and role ``worker`` (consumers, scheduled jobs), so that
     consumer work does not take the interpreter lock from request handling.
     Role ``all`` runs everything in threads of one process (tests, CLI).
+    With ``--api-processes N`` the ``api`` process also supervises N - 1
+    ``replica`` processes (``kirana.process.replica``) listening on the same port.
     """
 
     settings: Settings
@@ -169,6 +173,7 @@ class Platform:
     role: Role = "all"
     channel: Channel | None = None
     worker: WorkerSupervisor | None = None
+    replicas: list[WorkerSupervisor] = field(default_factory=list)
     consumers: dict[str, ConsumerThread] = field(default_factory=dict)
     resolver: IdentityResolver | None = None
     jobs: dict[str, ScheduledJob] = field(default_factory=dict)
@@ -185,7 +190,7 @@ class Platform:
         """Build the components ``role`` runs (see the class docstring)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings)
-        if role == "worker":
+        if role in ("worker", "replica"):
             from kirana.eventlog.reader import FileLogReader
 
             event_log: EventLog = FileLogReader(settings.log_dir)
@@ -194,7 +199,7 @@ class Platform:
         profile_reader = open_profile_store(settings)
         suppression = SuppressionList(profile_reader.suppressed)
         collector = None
-        if role != "worker":
+        if role in ("all", "api"):
             collector = Collector(
                 event_log,
                 SourceCache(store),
@@ -210,6 +215,8 @@ class Platform:
             platform.worker = WorkerSupervisor(
                 settings.model_dump_json(), {"emit": platform._append_for_worker}
             )
+            return platform
+        if role == "replica":  # personalise reads stores; the rest is relayed
             return platform
         lake = settings.lake
         loader = LakeLoader(
@@ -267,7 +274,34 @@ class Platform:
         """Also run ``participant`` when a person is erased (after those in ``ERASURE``)."""
         self._erasers.append((name, participant))
 
+    def add_api_replicas(self, count: int, primary_socket: str) -> None:
+        """Supervise ``count`` extra API processes (started with the platform) that share
+        this process's port and relay what they do not serve to ``primary_socket``."""
+        from kirana.process.replica import run_replica
+        from kirana.process.supervisor import WorkerSupervisor
+
+        handlers = {"emit": self._append_for_worker, "decisions": self._decisions_from_replica}
+        for index in range(1, count + 1):
+            self.replicas.append(
+                WorkerSupervisor(
+                    self.settings.model_dump_json(),
+                    handlers,
+                    target=run_replica,
+                    args=(index, primary_socket),
+                    label=f"API process {index}",
+                    process_name=f"kirana-api-{index}",
+                )
+            )
+
+    def _decisions_from_replica(self, rows: Any) -> int:
+        """Decision-log batches of an extra API process, written by this one's log."""
+        from kirana.serving.extension import personalization
+
+        return personalization(self).decisions.append_table(rows)
+
     def start(self) -> None:
+        for replica in self.replicas:
+            replica.start()
         if self.worker is not None:
             self.worker.start()
             return
@@ -356,7 +390,14 @@ class Platform:
         }
 
     def forget_identities(self) -> None:
-        """Drop cached identity look-ups (after an erasure), wherever resolution runs."""
+        """Drop cached identity look-ups (after an erasure), wherever resolution runs and in
+        every API process (their profile caches, suppression lists, queued decisions)."""
+        for replica in self.replicas:
+            with contextlib.suppress(ChannelClosed, TimeoutError):  # restarting: loads afresh
+                replica.call("forget", timeout=30)
+        if self.role == "replica":
+            self.forget_served()
+            return
         if self.worker is not None:
             # a worker that is (re)starting loads suppression and caches afresh
             with contextlib.suppress(ChannelClosed, TimeoutError):
@@ -364,6 +405,19 @@ class Platform:
         elif self.resolver is not None:
             self.resolver.forget()
             self.suppression.reload()  # the worker's copy: see new erasures at once
+
+    def forget_served(self) -> None:
+        """An extra API process's part of an erasure: reload the suppression list, drop
+        cached profiles and logged-exposure keys, and hand over queued decisions now (so
+        the erasure that follows deletes them too)."""
+        self.suppression.reload()
+        personalise = self.services.get("automation.personalize")
+        if personalise is not None:
+            personalise.service.profiles.forget()
+            personalise.decisions.flush()
+        experiments = self.services.get("experiments")
+        if experiments is not None:
+            experiments.assigner.forget_known()
 
     def _append_for_worker(self, payloads: list[bytes]) -> list[int]:
         """The worker's derived events, appended by this process (the log's writer)."""
@@ -435,6 +489,8 @@ class Platform:
 
     def close(self) -> None:
         self._stopping.set()
+        for replica in self.replicas:  # first: they relay to this process and log through it
+            replica.stop()
         if self.worker is not None:
             self.worker.stop()
         for thread in self.consumers.values():

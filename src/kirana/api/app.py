@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from kirana import __version__
 from kirana.api.hot_paths import Handler, HotPaths
+from kirana.api.relay import Relay
 from kirana.api.routes import admin, content, personalize, privacy, profiles, segments, tracking
 from kirana.api.routes import destinations as destination_routes
 from kirana.api.routes import experiments as experiment_routes
@@ -29,8 +32,35 @@ def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _health(request: Request) -> Response:
-    return Response(b'{"ok":true}', media_type="application/json")
+def _health_of(process: int) -> Handler:
+    body = b'{"ok":true,"process":%d}' % process
+
+    async def health(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return health
+
+
+def create_replica_app(platform: Platform, primary_socket: str, process: int) -> Starlette:
+    """The app of extra API process ``process``: personalise and ``/health`` answered here,
+    every other request relayed to the first API process (:mod:`kirana.process.replica`)."""
+    relay = Relay(primary_socket)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await relay.aclose()
+
+    app = Starlette(routes=[Mount("/", app=relay)], lifespan=lifespan)
+    app.state.platform = platform
+    hot: dict[tuple[str, str], Handler] = {
+        ("GET", "/v1/personalize"): personalize.personalize_raw,
+        ("GET", "/health"): _health_of(process),
+    }
+    app.add_middleware(HotPaths, routes=hot, http_error=http_error_response)
+    return app
 
 
 def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -68,14 +98,15 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.get("/health", tags=["status"])
     async def health() -> dict:
-        """Liveness: the process is up and the log accepts writes."""
-        return {"ok": True}
+        """Liveness: the process is up. ``process`` says which API process answered (0: the
+        first, which owns the event log; 1 and up: ``kirana serve --api-processes``)."""
+        return {"ok": True, "process": 0}
 
     hot: dict[tuple[str, str], Handler] = {
         ("POST", path): handler for path, handler in tracking.HANDLERS.items()
     }
     hot[("GET", "/v1/personalize")] = personalize.personalize_raw
-    hot[("GET", "/health")] = _health
+    hot[("GET", "/health")] = _health_of(0)
     app.add_middleware(HotPaths, routes=hot, http_error=http_error_response)
 
     @app.exception_handler(HTTPException)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
+import socket
 import sys
+import tempfile
 import threading
 from typing import Annotated
 
@@ -31,6 +35,17 @@ def serve(
     demo_users: Annotated[
         int | None, typer.Option(help="With --demo: how many users to simulate [default: all 593].")
     ] = None,
+    api_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes answering HTTP on the port (more = more personalise requests/s on "
+            "more cores; tracking always goes through the first) [default: api_processes "
+            "setting, 1].",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     data_dir: DataDir = None,
 ) -> None:
@@ -46,11 +61,17 @@ def serve(
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo loader's requests
     settings = load_settings(data_dir, host=host, port=port)
+    if api_processes is not None:
+        settings.api_processes = api_processes
     sys.setswitchinterval(settings.gil_switch_ms / 1000)
     try:
         platform = Platform.open(settings, role="api" if settings.worker_process else "all")
     except OSError as exc:
         raise fail(f"cannot open {settings.data_dir}: {exc}") from exc
+    sockets = None
+    if settings.api_processes > 1:
+        sockets = _shared_sockets(settings.host, settings.port)
+        platform.add_api_replicas(settings.api_processes - 1, sockets[1].getsockname())
     app = create_app(platform)
     # What startup built (modules, routes, settings: ~100k objects) lives as long as the
     # process; frozen, the collector's full passes stop re-visiting it on every request burst.
@@ -76,8 +97,34 @@ def serve(
             target=_load_demo_when_up, args=(server, platform, demo_users), daemon=True
         ).start()
     url = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"Kirana on {url} (API docs at {url}/docs), data in {settings.data_dir}")
-    server.run()
+    processes = f", {settings.api_processes} API processes" if sockets else ""
+    typer.echo(f"Kirana on {url} (API docs at {url}/docs), data in {settings.data_dir}{processes}")
+    try:
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets or ():
+            if sock.family == socket.AF_UNIX:
+                with contextlib.suppress(OSError):
+                    os.unlink(sock.getsockname())
+            sock.close()
+
+
+def _shared_sockets(host: str, port: int) -> list[socket.socket]:
+    """The TCP listener, shared with the extra API processes (``SO_REUSEPORT``), and a
+    private Unix socket on which they relay what they do not answer."""
+    from kirana.process.replica import listening_socket
+
+    try:
+        tcp = listening_socket(host, port)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
+    directory = tempfile.mkdtemp(prefix="kirana-api-")
+    os.chmod(directory, 0o700)  # only this user's processes may relay requests
+    path = os.path.join(directory, "api.sock")
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(path)
+    unix.listen(2048)
+    return [tcp, unix]
 
 
 def _server_class():
@@ -94,6 +141,15 @@ def _server_class():
         def handle_exit(self, sig, frame) -> None:
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
+
+        async def shutdown(self, sockets=None) -> None:
+            # the extra API processes first: they relay to this one until they have stopped
+            import asyncio
+
+            platform = self.config.app.state.platform
+            if platform.replicas:
+                await asyncio.to_thread(lambda: [r.stop() for r in platform.replicas])
+            await super().shutdown(sockets=sockets)
 
     return Server
 

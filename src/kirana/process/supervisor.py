@@ -16,17 +16,32 @@ log = logging.getLogger(__name__)
 
 
 class WorkerSupervisor:
-    """Keeps one consumer worker process running while the platform runs.
+    """Keeps one child process running while the platform runs: the consumer worker, or
+    (with ``target=run_replica``) one extra API process.
 
-    ``handlers`` are what the worker may ask of this process (appending
+    ``handlers`` are what the child may ask of this process (appending
     derived events to the log). A crashed worker is restarted with backoff;
     its consumers resume from their durable positions, so nothing is lost or
-    applied twice.
+    applied twice. ``target`` is called in the child as
+    ``target(settings_json, conn, log_level, *args)``.
     """
 
-    def __init__(self, settings_json: str, handlers: dict[str, Callable[[Any], Any]]) -> None:
+    def __init__(
+        self,
+        settings_json: str,
+        handlers: dict[str, Callable[[Any], Any]],
+        *,
+        target: Callable[..., None] | None = None,
+        args: tuple = (),
+        label: str = "consumer worker",
+        process_name: str = "kirana-worker",
+    ) -> None:
         self._settings_json = settings_json
         self._handlers = {**handlers, "ready": self._on_ready}
+        self._target = target
+        self._args = args
+        self.label = label
+        self._process_name = process_name
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._channel: Channel | None = None
@@ -48,9 +63,14 @@ class WorkerSupervisor:
         from kirana.process.worker import run_worker
 
         process = self._context.Process(
-            target=run_worker,
-            args=(self._settings_json, child, logging.getLogger().getEffectiveLevel()),
-            name="kirana-worker",
+            target=self._target or run_worker,
+            args=(
+                self._settings_json,
+                child,
+                logging.getLogger().getEffectiveLevel(),
+                *self._args,
+            ),
+            name=self._process_name,
             daemon=True,
         )
         try:
@@ -71,7 +91,7 @@ class WorkerSupervisor:
 
     def _on_ready(self, pid: int) -> None:
         """The worker has opened everything and its consumers run."""
-        log.info("consumer worker %d is ready", pid)
+        log.info("%s %d is ready", self.label, pid)
         self._ready.set()
 
     def _supervise(self) -> None:
@@ -83,7 +103,7 @@ class WorkerSupervisor:
             except Exception as exc:  # out of memory or pids, say: keep trying, never give up
                 self.spawn_failures += 1
                 self.last_spawn_error = f"{type(exc).__name__}: {exc}"
-                log.exception("could not start the consumer worker; retrying in %.0fs", backoff)
+                log.exception("could not start the %s; retrying in %.0fs", self.label, backoff)
                 if self._stopping.wait(backoff):
                     return
                 backoff = min(backoff * 2, 30.0)
@@ -97,9 +117,7 @@ class WorkerSupervisor:
             self._ready.clear()
             self.last_exit = self._process.exitcode
             self.restarts += 1
-            log.error(
-                "consumer worker exited with %s; restarting in %.0fs", self.last_exit, backoff
-            )
+            log.error("%s exited with %s; restarting in %.0fs", self.label, self.last_exit, backoff)
             if self._channel is not None:
                 self._channel.close()
             if self._stopping.wait(backoff):
@@ -112,7 +130,7 @@ class WorkerSupervisor:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self._ready.wait(remaining) or self._channel is None:
-                raise ChannelClosed(f"the consumer worker is not running (asked for {kind!r})")
+                raise ChannelClosed(f"the {self.label} is not running (asked for {kind!r})")
             try:
                 return self._channel.call(kind, payload, remaining)
             except ChannelClosed:
@@ -141,7 +159,7 @@ class WorkerSupervisor:
                 channel.call("stop", timeout=5)
         process.join(timeout)
         if process.is_alive():
-            log.error("consumer worker did not stop within %.0fs; terminating it", timeout)
+            log.error("%s did not stop within %.0fs; terminating it", self.label, timeout)
             process.terminate()
             process.join(5)
         if channel is not None:

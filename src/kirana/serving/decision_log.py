@@ -10,6 +10,12 @@ background thread here turns a second's decisions into one Arrow batch and one D
 durable form for offline evaluation, and DuckDB reads it next to ``events``
 (``kirana sql "SELECT … FROM decisions"``). The request path only appends to a deque.
 
+With ``kirana serve --api-processes N`` the extra API processes do not write the table: each
+turns its decisions into the same Arrow batches and hands them to the first process
+(``writer``), whose log appends them (:meth:`DecisionLog.append_table`). One writer keeps
+compaction and erasure (which rewrites the table while the writer is held) safe: a second
+writer's uncommitted file could be vacuumed away under it.
+
 The price: decisions made in the last ``flush_seconds`` before a hard crash (``kill -9``,
 power loss) are lost; a clean shutdown flushes. The feedback path does not depend on this
 log (tracking tokens carry what the statistics need), so a lost decision costs one row of
@@ -87,8 +93,10 @@ class DecisionLog:
         flush_seconds: float = 1.0,
         max_pending: int = 200_000,
         compact_every: int = 100,
+        writer: Callable[[pa.Table], None] | None = None,
     ) -> None:
         self.path = table_path(lake_dir)
+        self._writer = writer  # None: append to the Delta table here
         self._flush_seconds = flush_seconds
         self._pending: deque[LoggedRow] = deque()
         self._max_pending = max_pending
@@ -138,7 +146,20 @@ class DecisionLog:
             self.written += len(batch)
             return len(batch)
 
+    def append_table(self, rows: pa.Table) -> int:
+        """Append decisions another API process encoded (``SCHEMA``), under this log's
+        lock, so an erasure holding the writer holds these too."""
+        if rows.schema != SCHEMA:
+            raise ValueError(f"decision rows must have the decisions schema, not {rows.schema}")
+        with self._flush_lock:
+            self._append(rows)
+        self.written += rows.num_rows
+        return rows.num_rows
+
     def _append(self, rows: pa.Table) -> None:
+        if self._writer is not None:
+            self._writer(rows)
+            return
         for attempt in range(5):
             try:
                 write_deltalake(self.path, rows, mode="append", configuration=TABLE_CONFIGURATION)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from kirana.serving.caches import ContentCache, RecommendationCache, Refresher, StatsCache
 from kirana.serving.content_store import ContentStore, content_path
 from kirana.serving.decision_log import DecisionLog, unless_suppressed
@@ -60,9 +62,11 @@ def build(
     settings: Settings,
     profile_store: object,
     suppressed: Callable[[str | None, str | None], bool] | None = None,
+    decision_writer: Callable[[pa.Table], None] | None = None,
 ) -> Personalization:
     """Open the stores and caches the personalise API reads, and the decision log (which
-    skips decisions about people ``suppressed`` says were erased)."""
+    skips decisions about people ``suppressed`` says were erased, and hands its batches to
+    ``decision_writer`` instead of the Delta table when given one)."""
     auto = settings.automation
     content = ContentStore(content_path(settings.state_dir))
     feedback = FeedbackStore(feedback_path(settings.state_dir))
@@ -71,7 +75,9 @@ def build(
     content_cache = ContentCache(content)
     stats_cache = StatsCache(feedback, auto.half_life_hours * 3600)
     recs = RecommendationCache(serving)
-    decisions = DecisionLog(settings.lake_dir, flush_seconds=auto.decision_flush_seconds)
+    decisions = DecisionLog(
+        settings.lake_dir, flush_seconds=auto.decision_flush_seconds, writer=decision_writer
+    )
     log_decision = decisions.append
     if suppressed is not None:
         log_decision = unless_suppressed(decisions.append, suppressed)
@@ -90,7 +96,20 @@ def personalization(platform: Platform) -> Personalization:
     from kirana.serving.experiments import PersonalizeExperiments
 
     def make() -> Personalization:
-        made = build(platform.settings, open_profile_store(platform.settings), platform.suppression)
+        writer = None
+        if platform.role == "replica":  # the first API process writes the decision log
+            channel = platform.channel
+            assert channel is not None
+
+            def writer(rows: pa.Table) -> None:
+                channel.call("decisions", rows, timeout=60)
+
+        made = build(
+            platform.settings,
+            open_profile_store(platform.settings),
+            platform.suppression,
+            decision_writer=writer,
+        )
         made.service.assigner = PersonalizeExperiments(platform)  # server-side experiments
         return made
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kirana.api.deps import AdminDep, PlatformDep, ViewerDep
 from kirana.store.protocol import AlreadyExists
@@ -42,11 +43,23 @@ class ConsumerStatus(BaseModel):
     last_error: str | None
 
 
+class ApiProcessStatus(BaseModel):
+    process: int
+    pid: int | None
+    alive: bool
+    restarts: int
+    last_error: str | None
+
+
 class Status(BaseModel):
     log_start: int
     log_end: int
     log_pending_bytes: int
     consumers: dict[str, ConsumerStatus]
+    api_processes: list[ApiProcessStatus] = Field(
+        description="The processes answering HTTP (kirana serve --api-processes): 0 is the "
+        "first, which owns the event log; the others are restarted by it when they die."
+    )
 
 
 @router.get("/sources", response_model=list[SourcePublic])
@@ -94,4 +107,18 @@ def status(platform: PlatformDep, _: ViewerDep) -> Status:
             )
             for name, c in platform.consumer_status().items()
         },
+        api_processes=[
+            ApiProcessStatus(process=0, pid=os.getpid(), alive=True, restarts=0, last_error=None)
+        ]
+        + [
+            ApiProcessStatus(
+                process=i,
+                pid=r.pid,
+                alive=r.alive,
+                restarts=r.restarts + r.spawn_failures,
+                last_error=r.last_spawn_error
+                or (f"exited with {r.last_exit}" if r.last_exit is not None else None),
+            )
+            for i, r in enumerate(platform.replicas, start=1)
+        ],
     )

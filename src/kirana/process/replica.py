@@ -1,0 +1,131 @@
+"""An extra API process (``kirana serve --api-processes N``): personalise on another core.
+
+Why: one Python process answers about 700 personalise decisions a second on one core (the
+interpreter lock); a second process on the same port roughly doubles that on two cores. The
+kernel spreads new connections over every process listening with ``SO_REUSEPORT``.
+
+What an extra process serves itself: ``GET /v1/personalize`` (it only reads stores: profiles,
+content, statistics and recommendation lists are SQLite files every process opens) and
+``GET /health``. Everything else — tracking, the management API, the docs — is relayed
+unchanged to the first API process over a Unix socket (:mod:`kirana.api.relay`), because
+that process owns the event log's writer and the consumer worker. What the extra process
+must hand the first one goes over the supervisor's pipe: derived events (``emit``:
+experiment exposures) and decision-log batches (``decisions``). An erasure reaches it as
+``forget`` (suppression list, profile cache, queued decisions) before anything is deleted.
+
+It is a child of the first API process, restarted by it like the consumer worker, and stops
+when that process asks or goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import uvicorn
+
+from kirana.config import Settings
+from kirana.process.channel import Channel, ChannelClosed
+
+log = logging.getLogger(__name__)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP listener that shares ``host:port`` with the other API processes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_replica(
+    settings_json: str, conn: Connection, log_level: int, index: int, primary_socket: str
+) -> None:
+    """Entry point of extra API process ``index`` (spawned, so it imports fresh)."""
+    logging.basicConfig(
+        level=log_level, format=f"%(asctime)s %(levelname)s [api-{index}] %(name)s: %(message)s"
+    )
+    # the first API process decides when we stop (it gets the signals and asks us)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from kirana.api.app import create_replica_app
+    from kirana.runtime import Platform
+
+    settings = Settings.model_validate_json(settings_json)
+    sys.setswitchinterval(settings.gil_switch_ms / 1000)
+    stopping = threading.Event()
+    server: Any = None
+
+    def stop(_: Any = None) -> None:
+        stopping.set()
+        if server is not None:
+            server.should_exit = True
+
+    handlers: dict[str, Any] = {"stop": stop, "ping": lambda _: os.getpid()}
+    channel = Channel(conn, handlers, name=f"api-{index}")
+    threading.Thread(
+        target=lambda: (channel.wait_closed(), stop()), name="parent-watch", daemon=True
+    ).start()
+    platform = Platform.open(settings, role="replica", channel=channel)
+    handlers["forget"] = lambda _: platform.forget_served()
+    app = create_replica_app(platform, primary_socket, index)
+    sock = listening_socket(settings.host, settings.port)
+    config = uvicorn.Config(
+        app,
+        log_level=logging.getLevelName(log_level).lower(),
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_keep_alive=30,
+    )
+    server = _Server(config)
+    if stopping.is_set():
+        server.should_exit = True
+    gc.collect()  # as in the first process (kirana.cli.serve)
+    gc.freeze()
+    gc.set_threshold(700, 10, 100)
+    threading.Thread(target=_announce, args=(server, channel), daemon=True).start()
+    log.info("API process %d (pid %d) on %s:%d", index, os.getpid(), settings.host, settings.port)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        platform.close()
+        channel.close()
+        sock.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handling (the parent stops us over the pipe)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _announce(server: Any, channel: Channel) -> None:
+    """Tell the supervisor we are up once the server accepts connections."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        try:
+            channel.call("ready", os.getpid())
+        except ChannelClosed:
+            server.should_exit = True
