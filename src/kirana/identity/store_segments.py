@@ -45,6 +45,29 @@ SEGMENT_SCHEMA = [
 
 
 @dataclass(frozen=True)
+class ProfileSummary:
+    """What serving reads about one identifier's profile: its id, computed traits (by name)
+    and audience memberships (sorted)."""
+
+    profile_id: str
+    computed: dict[str, Any]
+    audiences: list[str]
+
+
+# One statement instead of three point reads (profile id, computed values, audiences): one
+# snapshot, and one round trip (a third of the personalise API's profile-read CPU on SQLite).
+_SUMMARY_SQL = (
+    "WITH p AS (SELECT profile_id FROM identities WHERE id_type = ? AND id_value = ?) "
+    "SELECT 0, p.profile_id, NULL FROM p "
+    "UNION ALL SELECT 1, c.name, c.value FROM p "
+    "JOIN computed_trait_values c ON c.profile_id = p.profile_id "
+    "UNION ALL SELECT 2, m.audience, NULL FROM p "
+    "JOIN audience_memberships m ON m.profile_id = p.profile_id "
+    "ORDER BY 1, 2"
+)
+
+
+@dataclass(frozen=True)
 class Definition:
     kind: str  # "computed_trait" | "audience"
     name: str
@@ -168,6 +191,24 @@ class SegmentTablesMixin:
             (profile_id,),
         ).fetchall()
         return [r[0] for r in rows]
+
+    def profile_summary(self, identifier: tuple[str, str]) -> ProfileSummary | None:
+        """The profile ``identifier`` belongs to, with its computed values and audiences, in
+        one query: the same as ``profile_ids`` then ``computed_values`` and ``audiences_of``
+        (``None``: no profile has the identifier)."""
+        profile_id = None
+        computed: dict[str, Any] = {}
+        audiences: list[str] = []
+        for kind, name, value in self._exec(_SUMMARY_SQL, identifier).fetchall():
+            if kind == 0:
+                profile_id = name
+            elif kind == 1:
+                computed[name] = json.loads(value)
+            else:
+                audiences.append(name)
+        if profile_id is None:
+            return None
+        return ProfileSummary(profile_id, computed, audiences)
 
     def audience_history(self, audience: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._exec(

@@ -2,10 +2,11 @@
 
 The personalise API resolves a ``userId`` or ``anonymousId`` to the profile identity
 resolution built, and reads what ranking uses: computed traits (affinities), audience
-memberships (targeting, learning segment) and traits (for experiment targeting). A few point
-reads per request on the profile store; the cache (``automation.profile_cache_seconds``)
-absorbs bursts from the same user (a page view asks for several placements at once) and
-bounds staleness: a new audience membership shows within that many seconds.
+memberships (targeting, learning segment) and traits (for experiment targeting): one query
+on the profile store (``profile_summary``; three more when traits are wanted); the cache
+(``automation.profile_cache_seconds``) absorbs bursts from the same user (a page view asks
+for several placements at once) and bounds staleness: a new audience membership shows within
+that many seconds.
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ class ProfileReader:
     def _read(self, user_id: str | None, anonymous_id: str | None) -> ResolvedUser:
         identifier = ("user_id", user_id) if user_id else ("anonymous_id", anonymous_id or "")
         store = self._store
-        profile_id = store.profile_ids([identifier]).get(identifier)
-        if profile_id is None:
+        summary = store.profile_summary(identifier)  # id, computed values, audiences: one query
+        if summary is None:
             return ResolvedUser(user_id, anonymous_id)
         traits: Mapping[str, Any] = {}
         profile_user_id = user_id
         if self.with_traits or user_id is None:  # identities and traits: three more reads
-            profile = store.profile_by_id(profile_id)
+            profile = store.profile_by_id(summary.profile_id)
             if profile is None:  # merged away between the two reads
                 return ResolvedUser(user_id, anonymous_id)
             traits = profile.traits
@@ -97,11 +98,11 @@ class ProfileReader:
         return ResolvedUser(
             user_id,
             anonymous_id,
-            profile_id,
+            summary.profile_id,
             profile_user_id,
             traits,
-            store.computed_values(profile_id),
-            frozenset(store.audiences_of(profile_id)),
+            summary.computed,
+            frozenset(summary.audiences),
         )
 
     def forget(self) -> None:
