@@ -138,6 +138,13 @@ class RankingPolicy(ABC):
     ) -> list[list[int]]:
         return self._position_counts(arms, context, rng, slots).tolist()
 
+    def _score_row(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator
+    ) -> list[float]:
+        """One row of ``_scores`` as a list (subclasses may draw it without numpy arrays, but
+        must take the same values from ``rng``)."""
+        return self._scores(arms, context, rng, 1)[0].tolist()
+
     @abstractmethod
     def _scores(
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
@@ -188,8 +195,12 @@ class RankingPolicy(ABC):
                     lambda: self._position_frequencies(learnt, context, rng, n_learnt),
                 )
             draws = 1 + self.n_draws if estimate and counts is None else 1
-            ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
-            chosen = ranks[0, :n_learnt].tolist()  # row 0 is the realised ranking
+            if draws == 1:  # one ranking (the usual case on a server): no arrays
+                ranks = None
+                chosen = _rank_row(self._score_row(learnt, context, rng), rng)[:n_learnt]
+            else:
+                ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
+                chosen = ranks[0, :n_learnt].tolist()  # row 0 is the realised ranking
             order += [learnt[i] for i in chosen]
             for pos, idx in enumerate(chosen):
                 if not context.propensities:
@@ -204,7 +215,9 @@ class RankingPolicy(ABC):
                     p = self._exact_propensity(learnt, context, pos, idx)
                 if p is None and counts is not None:  # (1 + hits) / (1 + draws), never 0
                     p = (1.0 + counts[pos][idx]) / (1 + self.n_draws)
-                props.append(float(np.mean(ranks[:, pos] == idx)) if p is None else p)
+                if p is None:  # the frequency in the rankings drawn (1.0 when only one was)
+                    p = 1.0 if ranks is None else float(np.mean(ranks[:, pos] == idx))
+                props.append(p)
         if context.propensities:
             props = [min(1.0, max(MIN_PROPENSITY, p)) for p in props]
         else:
@@ -229,6 +242,17 @@ def _rank_rows(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Arm indices by descending score in each row, ties broken uniformly at random."""
     tiebreak = rng.random(scores.shape)
     return np.lexsort((tiebreak, -scores), axis=-1)
+
+
+def _rank_row(scores: list[float], rng: np.random.Generator) -> list[int]:
+    """``_rank_rows`` for one row, in plain Python: the same draws from ``rng`` and the same
+    order (a stable sort on (-score, tiebreak), as ``lexsort``), without numpy's per-call
+    overhead on a handful of arms."""
+    n = len(scores)
+    if n == 0:
+        return []
+    tiebreak = rng.random(n).tolist()
+    return sorted(range(n), key=lambda i: (-scores[i], tiebreak[i]))
 
 
 def _affinity_factors(arms: Sequence[Arm], context: RankContext, weight: float) -> np.ndarray:
@@ -331,17 +355,23 @@ class ThompsonPolicy(RankingPolicy):
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator, draws: int
     ) -> np.ndarray:
         if draws == 1:  # one ranking: scalar draws are cheaper and give the same stream
-            row = [rng.beta(a, b) for a, b in self._posteriors(arms)[2]]
-            aff, w = context.affinities, self.affinity_weight
-            if aff:
-                row = [
-                    x * (1.0 + w * float(aff.get(arm.key, 0.0)))
-                    for x, arm in zip(row, arms, strict=True)
-                ]
-            return np.array([row])
+            return np.array([self._score_row(arms, context, rng)])
         a, b = self._params(arms)
         factors = _affinity_factors(arms, context, self.affinity_weight)
         return rng.beta(a, b, size=(draws, len(arms))) * factors
+
+    def _score_row(
+        self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator
+    ) -> list[float]:
+        beta = rng.beta
+        row = [beta(a, b) for a, b in self._posteriors(arms)[2]]
+        aff, w = context.affinities, self.affinity_weight
+        if aff:
+            row = [
+                x * (1.0 + w * float(aff.get(arm.key, 0.0)))
+                for x, arm in zip(row, arms, strict=True)
+            ]
+        return row
 
     def _exact_propensity(
         self, arms: Sequence[Arm], context: RankContext, position: int, index: int
