@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
@@ -64,6 +65,44 @@ def encode_token(token: TrackingToken) -> str:
     # and a decision makes ~30 tokens
     raw = binascii.b2a_base64(_encoder.encode(token), newline=False)
     return PREFIX + raw.translate(_URLSAFE).rstrip(b"=").decode("ascii")
+
+
+_SMALL_INTS = [_encoder.encode(i) for i in range(256)]
+_ARRAY_HEADER = _encoder.encode((None,) * len(TrackingToken.__struct_fields__))[
+    : -len(TrackingToken.__struct_fields__)
+]
+
+
+def encode_tokens(
+    decision_id: str,
+    widget_position: int,
+    placement: str,
+    segment: str,
+    widget: str,
+    widget_epoch: Epoch,
+    items: Iterable[tuple[int, str | None, Epoch]],
+) -> list[str]:
+    """``encode_token`` for every item of one shown widget, ``items`` as (position, arm,
+    epoch): the same strings, but the fields the items share are encoded once (a msgpack
+    array is its header then its elements, so the parts can be joined)."""
+    enc, ints = _encoder.encode, _SMALL_INTS
+    head = (
+        _ARRAY_HEADER
+        + enc(decision_id)
+        + (ints[widget_position] if 0 <= widget_position < 256 else enc(widget_position))
+    )
+    shared = enc(placement) + enc(segment) + enc(widget) + enc(widget_epoch)
+    b2a, urlsafe = binascii.b2a_base64, _URLSAFE
+    tails: dict[tuple[str | None, Epoch], bytes] = {}
+    out = []
+    for position, arm, epoch in items:
+        tail = tails.get((arm, epoch))
+        if tail is None:
+            tail = tails[(arm, epoch)] = shared + enc(arm) + enc(epoch)
+        pos = ints[position] if 0 <= position < 256 else enc(position)
+        raw = b2a(head + pos + tail, newline=False)
+        out.append(PREFIX + raw.translate(urlsafe).rstrip(b"=").decode("ascii"))
+    return out
 
 
 def decode_token(value: str) -> TrackingToken:

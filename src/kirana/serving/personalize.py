@@ -38,7 +38,7 @@ from kirana.automation.eviction import EvictionRule, evicted, review
 from kirana.automation.ranking import Decision, rank_placement
 from kirana.automation.rules import UserContext
 from kirana.automation.specs import CompiledPlacement
-from kirana.automation.tracking import TrackingToken, encode_token
+from kirana.automation.tracking import encode_tokens
 from kirana.config import AutomationSettings
 from kirana.serving.caches import ContentCache, CountsView, RecommendationCache, StatsCache
 from kirana.serving.decision_log import LoggedRow
@@ -288,21 +288,17 @@ class PersonalizeService:
         for shown in decision.widgets:
             spec = compiled.widgets[shown.key]
             scores = dict(lists.get(shown.key, ()))
+            tokens = encode_tokens(
+                decision.decision_id,
+                shown.position,
+                decision.placement,
+                decision.segment,
+                shown.key,
+                shown.epoch,
+                [(item.position, item.arm, item.epoch) for item in shown.items],
+            )
             items = []
-            for item in shown.items:
-                token = encode_token(
-                    TrackingToken(
-                        decision.decision_id,
-                        shown.position,
-                        item.position,
-                        decision.placement,
-                        decision.segment,
-                        shown.key,
-                        shown.epoch,
-                        item.arm,
-                        item.epoch,
-                    )
-                )
+            for item, token in zip(shown.items, tokens, strict=True):
                 if item.arm is None:
                     items.append(
                         FeedItem(
