@@ -26,9 +26,11 @@ import math
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,41 +66,51 @@ def make_lake(root: Path, users: int, catalogues: int, seed: int = 0) -> dict[st
     n_real = len(real_users)
     user_pos = np.searchsorted(real_users, base["user_id"].to_numpy())
     rng = np.random.default_rng(seed)
-    chunks = []
-    for rep in range(math.ceil(users / n_real)):
-        keep = user_pos + rep * n_real < users
-        jitter = rng.uniform(0, 30, n_real)[user_pos[keep]]
-        tag = pa.scalar(f"-s{rep}")
-        group = (user_pos[keep] + rep * n_real) % catalogues
-        uid = pa.array(base["user_id"].to_numpy()[keep]).cast(pa.string())
-        oid = pa.array(base["order_id"].to_numpy()[keep]).cast(pa.string())
-        pid = pa.array(base["product_id"].to_numpy()[keep]).cast(pa.string())
-        if catalogues > 1:
-            pid = pc.binary_join_element_wise(pid, pa.array(group.astype(str)), "-c")
-        seconds = (day[keep] + jitter) * 86_400 + base["order_number"].to_numpy()[keep]
-        chunks.append(
-            pa.table(
+    sizes = {"lines": 0, "orders": 0}
+    items: set[str] = set()
+
+    def chunks() -> Iterator[pa.RecordBatch]:
+        # one resampled copy of the sample at a time, streamed to the writer: the lake of
+        # 1M users (~250M lines) never sits in memory
+        for rep in range(math.ceil(users / n_real)):
+            keep = user_pos + rep * n_real < users
+            jitter = rng.uniform(0, 30, n_real)[user_pos[keep]]
+            tag = pa.scalar(f"-s{rep}")
+            group = (user_pos[keep] + rep * n_real) % catalogues
+            uid = pa.array(base["user_id"].to_numpy()[keep]).cast(pa.string())
+            oid = pa.array(base["order_id"].to_numpy()[keep]).cast(pa.string())
+            pid = pa.array(base["product_id"].to_numpy()[keep]).cast(pa.string())
+            if catalogues > 1:
+                pid = pc.binary_join_element_wise(pid, pa.array(group.astype(str)), "-c")
+            seconds = (day[keep] + jitter) * 86_400 + base["order_number"].to_numpy()[keep]
+            micros = ((1_767_225_600 + seconds) * 1e6).astype(np.int64)
+            batch = pa.record_batch(
                 {
                     "user_id": pc.binary_join_element_wise(uid, tag, ""),
                     "order_id": pc.binary_join_element_wise(oid, tag, ""),
-                    "order_time": pa.array(((1_767_225_600 + seconds) * 1e6).astype(np.int64)).cast(
-                        pa.timestamp("us", tz="UTC")
-                    ),
+                    "order_time": pa.array(micros).cast(pa.timestamp("us", tz="UTC")),
                     "product_id": pid,
                 }
             )
-        )
-    lines = pa.concat_tables(chunks)
+            sizes["lines"] += batch.num_rows
+            sizes["orders"] += len(pc.unique(oid))  # order ids are unique per copy
+            items.update(pc.unique(pid).to_pylist())
+            yield batch
+
+    schema = pa.schema(
+        [
+            ("user_id", pa.string()),
+            ("order_id", pa.string()),
+            ("order_time", pa.timestamp("us", tz="UTC")),
+            ("product_id", pa.string()),
+        ]
+    )
     lake = root / "lake"
-    write_deltalake(str(lake / "order_lines"), lines)
+    write_deltalake(str(lake / "order_lines"), pa.RecordBatchReader.from_batches(schema, chunks()))
     DeltaTable.create(
         str(lake / "events"), schema=events_table.SCHEMA, partition_by=events_table.PARTITION_BY
     )
-    return {
-        "lines": lines.num_rows,
-        "orders": len(pc.unique(lines.column("order_id"))),
-        "items": len(pc.unique(lines.column("product_id"))),
-    }
+    return {**sizes, "items": len(items)}
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -148,12 +160,19 @@ def descendants(pid: int) -> list[int]:
 
 
 def run_single(args: argparse.Namespace) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="kirana-bench-models-", dir=args.work_dir))
+    try:
+        return _run_single(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_single(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from kirana.config import ModelSettings
     from kirana.models.jobs import embedded
     from kirana.models.jobs.engine import OrdersSource
 
-    root = Path(tempfile.mkdtemp(prefix="kirana-bench-models-"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds([])
     sizes = make_lake(root, args.users, args.catalogues)
     result: dict[str, Any] = {
         "engine": args.engine,
@@ -161,7 +180,11 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
         "catalogues": args.catalogues,
         **sizes,
         "make_lake_seconds": round(time.perf_counter() - started, 1),
+        "make_lake_cpu_seconds": round(cpu_seconds([]) - cpu, 1),
+        # high-water RSS once the lake is written (the jobs' peak is reported below)
+        "make_lake_rss_mb": round(peak_rss_mb()),
     }
+    print(f"lake: {json.dumps(result)}", file=sys.stderr, flush=True)
     source = OrdersSource(root / "lake", extra_tables=("order_lines",))
     neighbours = args.users <= args.neighbour_users
     result["tifu_neighbours"] = neighbours
@@ -169,9 +192,14 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
     if args.engine == "embedded":
         if not neighbours:  # benchmark-only: the engine's TIFU-KNN without neighbour search
             embedded.TIFU_PARAMS = {**embedded.TIFU_PARAMS, "n_neighbors": 0, "alpha": 1.0}
+        duckdb = {"duckdb_memory_limit": args.duckdb_memory, "duckdb_temp_dir": root / "spill"}
         engines = {
-            "cf": embedded.EmbeddedEngine(ModelSettings(recommender="ease", evaluate=False)),
-            "als": embedded.EmbeddedEngine(ModelSettings(recommender="als", evaluate=False)),
+            "cf": embedded.EmbeddedEngine(
+                ModelSettings(recommender="ease", evaluate=False), **duckdb
+            ),
+            "als": embedded.EmbeddedEngine(
+                ModelSettings(recommender="als", evaluate=False), **duckdb
+            ),
         }
         engine = engines["cf"]
         jobs["buy_again"] = lambda: engine.buy_again(source, k=10)
@@ -208,6 +236,7 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
         result[f"{name}_seconds"] = round(time.perf_counter() - t, 2)
         result[f"{name}_cpu_seconds"] = round(cpu_seconds(pids()) - cpu, 2)
         result[f"{name}_rows"] = table.num_rows
+        result[f"{name}_rss_mb"] = round(peak_rss_mb())  # high-water RSS so far
         wall, cpu = result[f"{name}_seconds"], result[f"{name}_cpu_seconds"]
         print(f"{name}: {wall} s wall, {cpu} s CPU", file=sys.stderr, flush=True)
     result["peak_rss_python_mb"] = round(peak_rss_mb())
@@ -248,19 +277,33 @@ def main() -> None:
         default=NEIGHBOUR_USERS,
         help="above this many users, buy again is TIFU-KNN without neighbours (both engines)",
     )
+    parser.add_argument(
+        "--duckdb-memory",
+        help="embedded: DuckDB's memory limit, e.g. 4GB (default: lake_orders' own)",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, help="where each size writes its lake and spills (default: tmp)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
-        print(json.dumps(run_single(args)), flush=True)
+        result = run_single(args)
+        print(json.dumps(result), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
         return
     extra = [
         "--catalogues", str(args.catalogues), "--min-support", str(args.min_support),
         "--master", args.master, "--driver-memory", args.driver_memory, "--jobs", args.jobs,
         "--neighbour-users", str(args.neighbour_users),
     ]  # fmt: skip
+    if args.duckdb_memory:
+        extra += ["--duckdb-memory", args.duckdb_memory]
+    if args.work_dir:
+        extra += ["--work-dir", str(args.work_dir)]
     sizes = [int(s) for s in args.sizes.split(",")]
     results = []
     for engine in args.engines.split(","):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,12 @@ class EmbeddedEngine:
 
     settings: ModelSettings
     name: str = "embedded"
+    #: DuckDB's memory limit while reading orders (e.g. ``"8GB"``); None: an eighth of the
+    #: RAM, or ``$KIRANA_DUCKDB_MEMORY_LIMIT`` (`lake_orders.default_memory_limit`)
+    duckdb_memory_limit: str | None = None
+    #: where DuckDB spills past that limit; None: ``$KIRANA_DUCKDB_TEMP_DIR``, else the
+    #: system's temp dir
+    duckdb_temp_dir: Path | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -85,8 +92,9 @@ class EmbeddedEngine:
         return EASE(**EASE_PARAMS, max_items=self.settings.ease_max_items)
 
     def _baskets(self, orders: OrdersSource) -> Baskets:
-        lines = lake_orders.order_lines(lake_orders.connect(orders))
-        return Baskets.from_frame(lines, sequence_col="order_time")
+        return lake_orders.baskets(
+            orders, memory_limit=self.duckdb_memory_limit, temp_dir=self.duckdb_temp_dir
+        )
 
     # -- recommendations ---------------------------------------------------------------------
     def buy_again(self, orders: OrdersSource, *, k: int) -> pa.Table:
@@ -153,7 +161,10 @@ class EmbeddedEngine:
     def buying_patterns(self, orders: OrdersSource, *, horizon_days: float) -> pa.Table:
         from kirana.models.jobs.patterns import predict_buying_patterns
 
-        tx = lake_orders.transactions(lake_orders.connect(orders))
+        conn = lake_orders.connect(
+            orders, memory_limit=self.duckdb_memory_limit, temp_dir=self.duckdb_temp_dir
+        )
+        tx = lake_orders.transactions(conn)
         table, metrics = predict_buying_patterns(
             tx.to_pandas(), horizon_days, evaluate=self.settings.evaluate
         )

@@ -9,16 +9,37 @@ data version in the run registry is exactly what the job saw even while the lake
 keeps committing. Customers are the lake's ``coalesce(user_id, anonymous_id)``, as in
 `kirana.models.lake_input`. An order id seen twice (a resent order under a new messageId,
 or the same order in a replicated order table) counts once.
+
+`baskets` reads the order lines the recommenders take straight into `Baskets`: DuckDB
+numbers users, baskets and items with integers and sorts the lines, so only integer arrays
+(plus one external id per user, order and item) reach Python, read in batches. Its DuckDB
+gets a memory limit (`default_memory_limit`) and a spill directory of its own, so a large
+lake spills to disk instead of exhausting memory.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import duckdb
+import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable
 
 from kirana.lake.catalog import lake_tables
 from kirana.models.jobs.engine import OrdersSource
+from kirana.models.recommenders.data import Baskets, as_ids
+
+#: Environment overrides of DuckDB's memory limit (e.g. ``8GB``) and spill directory.
+MEMORY_LIMIT_ENV = "KIRANA_DUCKDB_MEMORY_LIMIT"
+TEMP_DIR_ENV = "KIRANA_DUCKDB_TEMP_DIR"
+#: Rows per Arrow batch when reading order lines into numpy.
+BATCH_ROWS = 1 << 20
 
 #: One row per ``Order Completed`` event: its order, amount and product ids.
 _EVENT_ORDERS = """
@@ -48,39 +69,235 @@ FROM "{table}" WHERE user_id IS NOT NULL AND order_id IS NOT NULL GROUP BY 1, 2
 """
 
 
+#: Per (user, order) of the sources, before the dedupe: the events' own product lists, and
+#: for an extra table the number of its lines with a product (its lines are joined later).
+_EVENT_HEADS = f"""
+SELECT user_id, order_id, order_time, src, product_ids,
+       coalesce(len(product_ids), 0) AS n_lines
+FROM ({_EVENT_ORDERS})
+"""
+
+_EXTRA_HEADS = """
+SELECT CAST(user_id AS VARCHAR), CAST(order_id AS VARCHAR),
+       min(CAST(order_time AS TIMESTAMPTZ)), {src}, NULL::VARCHAR[], count(product_id)
+FROM "{table}" WHERE user_id IS NOT NULL AND order_id IS NOT NULL GROUP BY 1, 2
+"""
+
+#: The extra table's lines of the orders it won, as (basket number, product id).
+_EXTRA_LINES = """
+SELECT k.b, CAST(x.product_id AS VARCHAR) AS product_id
+FROM "{table}" x JOIN basket k
+  ON k.src = {src} AND k.user_id = CAST(x.user_id AS VARCHAR)
+ AND k.order_id = CAST(x.order_id AS VARCHAR)
+WHERE x.product_id IS NOT NULL
+"""
+
+#: An order seen in several places counts once: events first, then the extra tables.
+_DEDUPE = " QUALIFY row_number() OVER (PARTITION BY user_id, order_id ORDER BY src, order_time) = 1"
+
+
 class NoOrders(ValueError):
     """The lake holds no orders to learn from (a terminal error: load data first)."""
 
 
-def connect(source: OrdersSource) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with ``orders``: one row per (user, order) of the source."""
+def default_memory_limit() -> str:
+    """DuckDB's memory limit: ``$KIRANA_DUCKDB_MEMORY_LIMIT``, else an eighth of the RAM
+    (at least 1 GB).
+
+    DuckDB's own default (80 %) leaves too little for the numpy arrays that the models
+    build next to it, and DuckDB takes what it is allowed to: reading 100k users' orders
+    (25M lines) used ~3 GB under a 6 GB limit and ~1 GB under a 1 GB one, for the same CPU
+    time. Past the limit DuckDB spills its sorts, joins and aggregates to disk.
+    """
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        return os.environ[MEMORY_LIMIT_ENV]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return "4GB"
+    return f"{max(total // 8, 1 << 30) >> 20}MB"
+
+
+def _open(
+    source: OrdersSource, memory_limit: str | None, temp_dir: Path | None
+) -> tuple[duckdb.DuckDBPyConnection, list[tuple[int, str, bool]]]:
+    """A configured connection with ``events`` and the extra tables registered.
+
+    Returns the connection and, per extra table, (src, name, has an amount column).
+    """
     tables = lake_tables(source.lake_dir)
     if source.table not in tables:
         raise NoOrders(
             f"no {source.table!r} table in {source.lake_dir}: load events first "
             "(`kirana demo`, or send `Order Completed` events to the tracking API)"
         )
-    conn = duckdb.connect()
-    conn.execute("SET TimeZone = 'UTC'")
-    events = DeltaTable(tables[source.table], version=source.version)
-    conn.register("events", events.to_pyarrow_dataset())
-    parts = [_EVENT_ORDERS]
+    extras = []
     for src, name in enumerate(source.extra_tables, start=1):
         if name not in tables:
             raise NoOrders(f"extra order table {name!r} is not in the lake ({source.lake_dir})")
+        extras.append((src, name))
+    conn = duckdb.connect()
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("SET memory_limit = ?", [memory_limit or default_memory_limit()])
+    temp_dir = temp_dir or (
+        Path(os.environ[TEMP_DIR_ENV]) if os.environ.get(TEMP_DIR_ENV) else None
+    )
+    if temp_dir is not None:
+        temp_dir.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last
+        conn.execute("SET temp_directory = ?", [str(temp_dir)])
+    events = DeltaTable(tables[source.table], version=source.version)
+    conn.register("events", events.to_pyarrow_dataset())
+    out = []
+    for src, name in extras:
         dataset = DeltaTable(tables[name]).to_pyarrow_dataset()
         conn.register(name, dataset)
-        has_amount = "amount" in dataset.schema.names
+        out.append((src, name, "amount" in dataset.schema.names))
+    return conn, out
+
+
+def connect(
+    source: OrdersSource, *, memory_limit: str | None = None, temp_dir: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with ``orders``: one row per (user, order) of the source.
+
+    ``memory_limit`` (DuckDB syntax, e.g. ``"8GB"``) defaults to `default_memory_limit`;
+    ``temp_dir`` (where DuckDB spills) to ``$KIRANA_DUCKDB_TEMP_DIR``, else DuckDB's own.
+    """
+    conn, extras = _open(source, memory_limit, temp_dir)
+    parts = [_EVENT_ORDERS]
+    for src, name, has_amount in extras:
         amount = "sum(TRY_CAST(amount AS DOUBLE))" if has_amount else "NULL::DOUBLE"
         parts.append(_EXTRA_ORDERS.format(table=name, amount=amount, src=src))
-    # An order seen in several places counts once: events first, then the extra tables.
     conn.execute(
-        "CREATE TEMP TABLE orders AS SELECT * FROM ("
-        + " UNION ALL ".join(parts)
-        + ") QUALIFY row_number() OVER "
-        "(PARTITION BY user_id, order_id ORDER BY src, order_time) = 1"
+        "CREATE TEMP TABLE orders AS SELECT * FROM (" + " UNION ALL ".join(parts) + ")" + _DEDUPE
     )
     return conn
+
+
+@contextmanager
+def _spill_dir(temp_dir: Path | None) -> Iterator[Path]:
+    """A fresh directory for DuckDB to spill to, removed afterwards."""
+    parent = temp_dir or (Path(os.environ[TEMP_DIR_ENV]) if os.environ.get(TEMP_DIR_ENV) else None)
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="kirana-duckdb-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def baskets(
+    source: OrdersSource, *, memory_limit: str | None = None, temp_dir: Path | None = None
+) -> Baskets:
+    """The source's order lines as `Baskets`, equal to ``Baskets.from_frame(order_lines(...),
+    sequence_col="order_time")`` (items inside a basket may come in another order).
+
+    DuckDB dedupes the orders as `connect` does, numbers the baskets in `Baskets` order
+    (user id, order time, order id), numbers the items by id and sorts the lines by
+    (basket, item); Python reads them in batches as two int32 arrays. ``memory_limit`` and
+    ``temp_dir`` as in `connect`; DuckDB spills into a fresh directory under ``temp_dir``
+    (default: the system's temp dir) that is removed afterwards.
+    """
+    with _spill_dir(temp_dir) as spill:
+        conn, extras = _open(source, memory_limit, spill)
+        try:
+            conn.execute("SET preserve_insertion_order = false")
+            conn.execute("SET enable_progress_bar = false")
+            return _read_baskets(conn, extras)
+        finally:
+            conn.close()
+
+
+def _read_baskets(conn: duckdb.DuckDBPyConnection, extras: list[tuple[int, str, bool]]) -> Baskets:
+    heads = [_EVENT_HEADS] + [_EXTRA_HEADS.format(table=n, src=s) for s, n, _ in extras]
+    conn.execute(
+        "CREATE TEMP TABLE basket AS "
+        "SELECT row_number() OVER (ORDER BY user_id, order_time, order_id) - 1 AS b, "
+        "dense_rank() OVER (ORDER BY user_id) - 1 AS u, "
+        "user_id, order_id, src, epoch_us(order_time) AS t, product_ids, n_lines "
+        "FROM (SELECT * FROM (" + " UNION ALL ".join(heads) + ")" + _DEDUPE + ") "
+        "WHERE n_lines > 0"
+    )
+    n_baskets, width, most_lines = conn.execute(
+        "SELECT count(*), coalesce(max(strlen(order_id)), 0), coalesce(sum(n_lines), 0) FROM basket"
+    ).fetchone()
+    if n_baskets == 0:
+        raise NoOrders("the lake has no `Order Completed` events with products yet")
+    products = ["SELECT unnest(product_ids) AS product_id FROM basket WHERE src = 0"]
+    products += [
+        f'SELECT CAST(product_id AS VARCHAR) FROM "{n}" WHERE product_id IS NOT NULL'
+        for _, n, _ in extras
+    ]
+    conn.execute(
+        "CREATE TEMP TABLE item AS SELECT product_id, "
+        "CAST(row_number() OVER (ORDER BY product_id) - 1 AS INTEGER) AS p "
+        "FROM (SELECT DISTINCT product_id FROM (" + " UNION ALL ".join(products) + "))"
+    )
+    item_ids = conn.sql("SELECT product_id FROM item ORDER BY p").to_arrow_table()
+    user_ids = conn.sql("SELECT any_value(user_id) FROM basket GROUP BY u ORDER BY u")
+    user_ids = user_ids.to_arrow_table()
+
+    # per basket, in basket order: user, time, order id (fixed-width str, filled by batch)
+    basket_user = np.empty(n_baskets, np.int32)
+    sequence = np.empty(n_baskets, np.int64)
+    order_ids = np.empty(n_baskets, f"<U{max(width, 1)}")
+    at = 0
+    reader = conn.sql("SELECT u, t, order_id FROM basket ORDER BY b").to_arrow_reader(BATCH_ROWS)
+    for batch in reader:
+        end = at + batch.num_rows
+        basket_user[at:end] = batch.column(0).to_numpy()
+        sequence[at:end] = batch.column(1).to_numpy()
+        order_ids[at:end] = batch.column(2).to_numpy(zero_copy_only=False)
+        at = end
+
+    b_type = "INTEGER" if n_baskets < 2**31 else "BIGINT"
+    lines = ["SELECT b, unnest(product_ids) AS product_id FROM basket WHERE src = 0"]
+    lines += [_EXTRA_LINES.format(table=n, src=s) for s, n, _ in extras]
+    reader = conn.sql(
+        f"SELECT CAST(l.b AS {b_type}) AS b, i.p FROM ("
+        + " UNION ALL ".join(lines)
+        + ") l JOIN item i USING (product_id) ORDER BY 1, 2"
+    ).to_arrow_reader(BATCH_ROWS)
+    line_basket, line_item = _distinct_sorted_pairs(reader, int(most_lines))
+    return Baskets.from_codes(
+        user_ids=as_ids(user_ids.column(0)),
+        order_ids=order_ids,
+        sequence=sequence,
+        basket_user=basket_user,
+        item_ids=as_ids(item_ids.column(0)),
+        line_basket=line_basket,
+        line_item=line_item,
+    )
+
+
+def _distinct_sorted_pairs(
+    reader: pa.RecordBatchReader, most: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two integer columns sorted by (first, second), read in batches, repeats dropped.
+
+    ``most`` bounds the number of rows (the arrays are allocated once, then trimmed).
+    """
+    dtype = reader.schema.field(0).type.to_pandas_dtype()
+    firsts, seconds = np.empty(most, dtype), np.empty(most, np.int32)
+    n = 0
+    last: tuple[int, int] | None = None
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        a, b = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+        keep = np.ones(len(a), bool)
+        keep[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+        keep[0] = last != (a[0], b[0])
+        last = (a[-1], b[-1])
+        kept = int(keep.sum())
+        if n + kept > most:
+            raise RuntimeError(f"more order lines than the {most} counted")
+        firsts[n : n + kept], seconds[n : n + kept] = a[keep], b[keep]
+        n += kept
+    if n < most * 0.9:  # many repeated lines: do not keep the slack
+        return firsts[:n].copy(), seconds[:n].copy()
+    return firsts[:n], seconds[:n]
 
 
 def order_lines(conn: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -114,6 +114,45 @@ class Baskets:
         )
 
     @classmethod
+    def from_codes(
+        cls,
+        *,
+        user_ids: np.ndarray,
+        order_ids: np.ndarray,
+        sequence: np.ndarray,
+        basket_user: np.ndarray,
+        item_ids: np.ndarray,
+        line_basket: np.ndarray,
+        line_item: np.ndarray,
+    ) -> Baskets:
+        """From data already numbered, as a database can give it without external ids.
+
+        ``user_ids`` are sorted; baskets are numbered in `Baskets` order (user index, then
+        sequence, then order id), with ``basket_user``, ``order_ids`` and ``sequence`` per
+        basket; lines are (``line_basket``, ``line_item``) pairs sorted by basket, each pair
+        once, ``line_item`` indexing ``item_ids`` (any order; ids in no line are dropped).
+        The result equals `from_arrays` on the same rows up to the order of the items inside
+        a basket.
+        """
+        n_baskets = len(basket_user)
+        counts = np.bincount(line_item, minlength=len(item_ids))
+        used = np.flatnonzero(counts)
+        by_popularity = used[np.lexsort((item_ids[used], -counts[used]))]
+        remap = np.full(len(item_ids), -1, np.int32)
+        remap[by_popularity] = np.arange(len(by_popularity), dtype=np.int32)
+        ptr = np.zeros(n_baskets + 1, np.int64)
+        np.cumsum(np.bincount(line_basket, minlength=n_baskets), out=ptr[1:])
+        return cls(
+            user_ids=user_ids,
+            item_ids=item_ids[by_popularity],
+            order_ids=order_ids,
+            sequence=np.asarray(sequence),
+            basket_user=np.asarray(basket_user, np.int32),
+            basket_ptr=ptr,
+            items=remap[line_item],
+        )
+
+    @classmethod
     def from_frame(
         cls,
         frame: pd.DataFrame | pa.Table,
