@@ -68,6 +68,7 @@ def run_replica(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from kirana.api.app import create_replica_app
     from kirana.runtime import Platform
+    from kirana.serving.extension import personalization
 
     settings = Settings.model_validate_json(settings_json)
     sys.setswitchinterval(settings.gil_switch_ms / 1000)
@@ -86,6 +87,7 @@ def run_replica(
     ).start()
     platform = Platform.open(settings, role="replica", channel=channel)
     handlers["forget"] = lambda _: platform.forget_served()
+    personalization(platform)  # open stores and fill caches before the first request
     app = create_replica_app(platform, primary_socket, index)
     sock = listening_socket(settings.host, settings.port)
     config = uvicorn.Config(
