@@ -68,6 +68,7 @@ ARMS = st.lists(
     liked=st.lists(st.floats(0, 1), max_size=8),
     kind=st.sampled_from(["thompson", "cached", "popularity", "uniform"]),
     logged=st.booleans(),
+    pins=st.dictionaries(st.integers(0, 8), st.integers(0, 8), max_size=3),
 )
 def test_rankings_and_propensities_are_unchanged(
     arms: list[tuple[int, int, int]],
@@ -76,6 +77,7 @@ def test_rankings_and_propensities_are_unchanged(
     liked: list[float],
     kind: str,
     logged: bool,
+    pins: dict[int, int],
 ) -> None:
     make = {
         "thompson": lambda: ThompsonPolicy(burn_in=10, n_draws=50),
@@ -91,6 +93,7 @@ def test_rankings_and_propensities_are_unchanged(
     context = RankContext(
         limit=limit,
         affinities={f"a{i}": x for i, x in enumerate(liked) if i < len(arms)},
+        pinned={f"a{i}": slot for i, slot in pins.items()},
         propensities=logged,  # without propensities every policy ranks once (the fast path)
     )
     reference = NumpyRow(make())  # its own caches

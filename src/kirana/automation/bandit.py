@@ -163,18 +163,20 @@ class RankingPolicy(ABC):
         self, candidates: Sequence[Arm], context: RankContext, rng: np.random.Generator
     ) -> Ranking:
         keys = [a.key for a in candidates]
-        if len(set(keys)) != len(keys):
-            raise ValueError("candidates: arm keys must be unique")
         keyset = set(keys)
+        if len(keyset) != len(keys):
+            raise ValueError("candidates: arm keys must be unique")
         pinned = {k: s for k, s in context.pinned.items() if k in keyset}
         limit = len(keys) if context.limit is None else min(context.limit, len(keys))
-        free = [a for a in candidates if a.key not in pinned]
-        # how many free arms the final list holds once pins are merged in
-        n_free = (
-            sum(k not in pinned for k in place_pinned(keys, pinned, limit)) if pinned else limit
-        )
-        fresh = [a for a in free if a.shown < self.burn_in]
-        learnt = [a for a in free if a.shown >= self.burn_in]
+        if pinned:
+            free = [a for a in candidates if a.key not in pinned]
+            # how many free arms the final list holds once pins are merged in
+            n_free = sum(k not in pinned for k in place_pinned(keys, pinned, limit))
+        else:
+            free, n_free = list(candidates), limit
+        burn_in = self.burn_in
+        fresh = [a for a in free if a.shown < burn_in]
+        learnt = [a for a in free if a.shown >= burn_in]
         n_learnt = max(0, n_free - len(fresh))
         # (a permutation of fewer than two draws nothing from the generator)
         fresh_order = fresh if len(fresh) < 2 else [fresh[i] for i in rng.permutation(len(fresh))]
@@ -223,13 +225,18 @@ class RankingPolicy(ABC):
         else:
             props = [math.nan] * len(props)
 
+        if not pinned:  # the final list is a prefix of ``order`` (fresh arms first)
+            shown = order[:limit]
+            n_fresh = min(len(fresh_order), n_free, limit)
+            return Ranking(
+                order=tuple(a.key for a in shown),
+                propensities=tuple(props[: len(shown)]),
+                explored=(True,) * n_fresh + (False,) * (len(shown) - n_fresh),
+                pinned=(False,) * len(shown),
+            )
         by_key = dict(zip((a.key for a in order), props, strict=True))
         explored = {a.key for a in fresh}
-        final = (
-            place_pinned([a.key for a in order], pinned, limit)
-            if pinned
-            else [a.key for a in order[:limit]]
-        )
+        final = place_pinned([a.key for a in order], pinned, limit)
         return Ranking(
             order=tuple(final),
             propensities=tuple(1.0 if k in pinned else by_key[k] for k in final),
