@@ -136,13 +136,14 @@ def rank_placement(
     kept: dict[str, rules.Candidate] = {}
     for cand in rules.candidates(placement, user, now):
         w = cand.widget
-        if w.key in gone and w.pinned_slot is None:
-            continue
-        if cand.items:
-            items = tuple(i for i in cand.items if item_arm(w.key, i.key) not in gone)
-            if not items:
+        if gone:  # (usually nothing is evicted)
+            if w.key in gone and w.pinned_slot is None:
                 continue
-            cand = rules.Candidate(w, items=items)
+            if cand.items:
+                items = tuple(i for i in cand.items if item_arm(w.key, i.key) not in gone)
+                if not items:
+                    continue
+                cand = rules.Candidate(w, items=items)
         kept[w.key] = cand
 
     def arm(key: str, epoch: Epoch) -> Arm:
@@ -187,7 +188,7 @@ def rank_placement(
                     ShownItem(
                         key=by_arm[a].key,
                         position=ipos,
-                        tracking_id=tracking_id(decision_id, wpos, ipos),
+                        tracking_id=f"{decision_id}.{wpos}.{ipos}",  # tracking_id()
                         propensity=item_ranking.propensities[ipos],
                         explored=item_ranking.explored[ipos],
                         arm=a,
@@ -200,7 +201,7 @@ def rank_placement(
                     ShownItem(
                         key=product,
                         position=ipos,
-                        tracking_id=tracking_id(decision_id, wpos, ipos),
+                        tracking_id=f"{decision_id}.{wpos}.{ipos}",  # tracking_id()
                         propensity=1.0,  # the recommender's order is deterministic
                     )
                 )
