@@ -51,6 +51,7 @@ FALLS_BACK_TO_POPULAR = frozenset({"recommended_for_you", "popular"})
 POPULAR = "popular"
 PROPENSITY_CACHE = 4096  # ranking distributions whose propensities are kept (per policy)
 VERDICT_SECONDS = 10.0  # eviction verdicts are recomputed at least this often
+AFFINITY_CACHE = 10_000  # (placement, tag strengths) whose affinities are kept
 
 
 class PlacementNotFound(LookupError):
@@ -115,6 +116,7 @@ class PersonalizeService:
         self._counts = CountsView(stats)
         self._arms: dict[tuple, Arm] = {}
         self._arms_stamp: tuple[int, int] = (-1, -1)
+        self._affinity_memo: dict[tuple, tuple[CompiledPlacement, dict[str, float]]] = {}
 
     def personalize(
         self,
@@ -150,9 +152,7 @@ class PersonalizeService:
             user.key,
             audiences=user.audiences,
             segment=segment,
-            affinities=affinities(
-                compiled.tags, user_tags(user.computed, self.settings.affinity_traits)
-            ),
+            affinities=self._affinities(compiled, user),
             recommendations={k: [p for p, _ in v] for k, v in lists.items()},
             impressions=self._impressions(compiled, user, now),
         )
@@ -222,6 +222,21 @@ class PersonalizeService:
             verdicts = review(compiled.placement, self.stats.stats, segment, now, self.eviction)
             hit = self._verdicts[key] = evicted(verdicts)
         return hit
+
+    def _affinities(self, compiled: CompiledPlacement, user: ResolvedUser) -> dict[str, float]:
+        """The user's affinity to each content key of the placement: the same for everyone
+        with the same tag strengths (most users have one favourite department), so kept per
+        (compiled placement, strengths). Shared between requests: read only."""
+        strengths = user_tags(user.computed, self.settings.affinity_traits)
+        if not strengths:
+            return {}
+        key = (id(compiled), tuple(strengths.items()))
+        hit = self._affinity_memo.get(key)
+        if hit is None or hit[0] is not compiled:  # (the entry holds the placement: no id reuse)
+            if len(self._affinity_memo) >= AFFINITY_CACHE:
+                self._affinity_memo.clear()
+            hit = self._affinity_memo[key] = (compiled, affinities(compiled.tags, strengths))
+        return hit[1]
 
     def _segment(self, user: ResolvedUser) -> str | None:
         """The audience whose statistics this user learns from and is ranked by."""
