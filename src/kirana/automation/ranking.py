@@ -14,6 +14,7 @@ no affinities is ranked by the sampled CTR alone (popularity, in their audience 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 
@@ -82,6 +83,19 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.to_builtins(self)
 
 
+def new_decision_id(rng: np.random.Generator) -> str:
+    """``rng.bytes(8).hex()``, the same string from the same draws, at a third of the cost:
+    ``Generator.bytes`` is two uint32 draws through ``integers(size=2)``, whose array set-up
+    costs more than the draws; two scalar draws of the same kind give the same values."""
+    draw = rng.integers
+    return _TWO_UINT32.pack(
+        draw(0, 4294967296, dtype=np.uint32), draw(0, 4294967296, dtype=np.uint32)
+    ).hex()
+
+
+_TWO_UINT32 = struct.Struct("<II")
+
+
 def tracking_id(decision_id: str, widget_position: int, item_position: int) -> str:
     return f"{decision_id}.{widget_position}.{item_position}"
 
@@ -127,7 +141,7 @@ def rank_placement(
         raise ValueError("now: must include a UTC offset")
     policy = policy or ThompsonPolicy()
     segment = user.stats_segment
-    decision_id = decision_id or rng.bytes(8).hex()
+    decision_id = decision_id or new_decision_id(rng)
     if evicted_arms is None:
         evicted_arms = evicted(review(placement, stats, segment, now, eviction))
     gone = evicted_arms

@@ -35,7 +35,7 @@ from kirana.automation.bandit import (
     UniformPolicy,
 )
 from kirana.automation.eviction import EvictionRule, evicted, review
-from kirana.automation.ranking import Decision, rank_placement
+from kirana.automation.ranking import Decision, new_decision_id, rank_placement
 from kirana.automation.rules import UserContext
 from kirana.automation.specs import CompiledPlacement
 from kirana.automation.tracking import encode_tokens
@@ -157,7 +157,7 @@ class PersonalizeService:
             impressions=self._impressions(compiled, user, now),
         )
         decision = Decision(
-            decision_id=self.rng.bytes(8).hex(),
+            decision_id=new_decision_id(self.rng),
             placement=request.placement,
             user_id=user.key,
             segment=segment or "all",
