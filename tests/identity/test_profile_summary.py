@@ -98,3 +98,17 @@ def test_the_same_answer_as_the_three_reads(
             store.apply_membership(name, [], {"p1", "p2", "p3"} - members.get(name, set()), "r")
     for identifier in [("user_id", "u1"), ("user_id", "u2"), ("email", "x"), ("user_id", "u9")]:
         assert store.profile_summary(identifier) == three_reads(store, identifier)
+
+
+def test_names_come_back_in_code_point_order_on_every_backend(
+    profile_store: SQLProfileStore,
+) -> None:
+    names = ["b", "B", "a", "é", "Z", "_x"]
+    with profile_store.transaction():
+        profile_store.assign({("user_id", "u"): "p"})
+        for name in names:
+            profile_store.replace_computed_values(name, [("p", json.dumps(name))], None)
+            profile_store.apply_membership(name, ["p"], [], "r")
+    summary = profile_store.profile_summary(("user_id", "u"))
+    assert summary is not None
+    assert list(summary.computed) == sorted(names) == summary.audiences

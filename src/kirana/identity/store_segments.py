@@ -46,8 +46,8 @@ SEGMENT_SCHEMA = [
 
 @dataclass(frozen=True)
 class ProfileSummary:
-    """What serving reads about one identifier's profile: its id, computed traits (by name)
-    and audience memberships (sorted)."""
+    """What serving reads about one identifier's profile: its id, computed traits and
+    audience memberships (both sorted by name, in code-point order on every backend)."""
 
     profile_id: str
     computed: dict[str, Any]
@@ -62,9 +62,8 @@ _SUMMARY_SQL = (
     "UNION ALL SELECT 1, c.name, c.value FROM p "
     "JOIN computed_trait_values c ON c.profile_id = p.profile_id "
     "UNION ALL SELECT 2, m.audience, NULL FROM p "
-    "JOIN audience_memberships m ON m.profile_id = p.profile_id "
-    "ORDER BY 1, 2"
-)
+    "JOIN audience_memberships m ON m.profile_id = p.profile_id"
+)  # (no ORDER BY: sorting the few rows in Python is cheaper than SQLite's sorter)
 
 
 @dataclass(frozen=True)
@@ -197,18 +196,20 @@ class SegmentTablesMixin:
         one query: the same as ``profile_ids`` then ``computed_values`` and ``audiences_of``
         (``None``: no profile has the identifier)."""
         profile_id = None
-        computed: dict[str, Any] = {}
+        computed: list[tuple[str, str]] = []
         audiences: list[str] = []
         for kind, name, value in self._exec(_SUMMARY_SQL, identifier).fetchall():
             if kind == 0:
                 profile_id = name
             elif kind == 1:
-                computed[name] = json.loads(value)
+                computed.append((name, value))
             else:
                 audiences.append(name)
         if profile_id is None:
             return None
-        return ProfileSummary(profile_id, computed, audiences)
+        computed.sort()
+        audiences.sort()
+        return ProfileSummary(profile_id, {k: json.loads(v) for k, v in computed}, audiences)
 
     def audience_history(self, audience: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._exec(
