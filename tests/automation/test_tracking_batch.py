@@ -9,7 +9,7 @@ from kirana.automation.tracking import TrackingToken, decode_token, encode_token
 
 TEXT = st.text(min_size=0, max_size=40)
 EPOCH = st.tuples(st.integers(0, 2**40), st.floats(allow_nan=False, width=64))
-POSITION = st.integers(0, 70_000)
+POSITION = st.one_of(st.integers(0, 130), st.integers(0, 70_000))
 
 
 @settings(max_examples=300, deadline=None)
