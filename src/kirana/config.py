@@ -174,6 +174,14 @@ class ModelSettings(BaseModel):
     """Also score each recommender on a last-order holdout (refits it once more)."""
     output_retention_days: float = Field(30, ge=0)
     """Keep replaced output versions this long, so runs can be rolled back to them."""
+    duckdb_memory_limit: str | None = Field(
+        None, pattern=r"^[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|[kmgt]i?b|bytes)$"
+    )
+    """Embedded engine: DuckDB's memory limit while reading orders (e.g. ``8GB``); unset: an
+    eighth of the RAM, at least 1 GB. Past it DuckDB spills to ``duckdb_temp_dir``."""
+    duckdb_temp_dir: Path | None = None
+    """Embedded engine: where DuckDB spills (a disk with room for about the order lines);
+    unset: the system's temp dir. Each read uses a fresh directory under it, removed after."""
     spark_master: str = "local[2]"
     """Spark master URL when ``engine = "spark"`` (e.g. ``spark://host:7077``)."""
     spark_driver_memory: str | None = Field(None, pattern=r"^[0-9]+([kmgtpKMGTP][bB]?)?$")

@@ -147,14 +147,23 @@ def test_spills_under_a_small_memory_limit(tricky: OrdersSource, tmp_path: Path)
     assert list((tmp_path / "spill").iterdir()) == []  # its spill directory is gone
 
 
-def test_settings_from_the_environment(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(lake_orders.MEMORY_LIMIT_ENV, "3GB")
-    assert lake_orders.default_memory_limit() == "3GB"
-    monkeypatch.delenv(lake_orders.MEMORY_LIMIT_ENV)
+def test_memory_settings_reach_duckdb(monkeypatch, tmp_path: Path) -> None:
+    from kirana.config import load_settings
+    from kirana.models.jobs.embedded import EmbeddedEngine
+
     assert lake_orders.default_memory_limit().endswith("MB")
+    monkeypatch.setenv("KIRANA_MODELS__DUCKDB_MEMORY_LIMIT", "3GB")
+    monkeypatch.setenv("KIRANA_MODELS__DUCKDB_TEMP_DIR", str(tmp_path / "t"))
+    engine = EmbeddedEngine(load_settings(tmp_path / "data").models)
+    assert engine.duckdb_memory_limit == "3GB" and engine.duckdb_temp_dir == tmp_path / "t"
+    assert EmbeddedEngine(engine.settings, duckdb_memory_limit="2GB").duckdb_memory_limit == "2GB"
+    monkeypatch.setenv("KIRANA_MODELS__DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="duckdb_memory_limit"):
+        load_settings(tmp_path / "data")
     load_lake(tmp_path, demo_events(2))
-    monkeypatch.setenv(lake_orders.TEMP_DIR_ENV, str(tmp_path / "t"))
-    conn = lake_orders.connect(OrdersSource(tmp_path / "lake"), memory_limit="1GB")
+    conn = lake_orders.connect(
+        OrdersSource(tmp_path / "lake"), memory_limit="1GB", temp_dir=tmp_path / "t"
+    )
     setting = "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
     [(limit, temp)] = conn.sql(setting).fetchall()
     assert limit.replace(" ", "") in {"1GB", "953.6MiB"} and temp == str(tmp_path / "t")

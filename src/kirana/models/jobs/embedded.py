@@ -69,12 +69,16 @@ class EmbeddedEngine:
 
     settings: ModelSettings
     name: str = "embedded"
-    #: DuckDB's memory limit while reading orders (e.g. ``"8GB"``); None: an eighth of the
-    #: RAM, or ``$KIRANA_DUCKDB_MEMORY_LIMIT`` (`lake_orders.default_memory_limit`)
+    #: DuckDB's memory limit while reading orders (e.g. ``"8GB"``); None: the settings'
+    #: ``duckdb_memory_limit``, else an eighth of the RAM (`lake_orders.default_memory_limit`)
     duckdb_memory_limit: str | None = None
-    #: where DuckDB spills past that limit; None: ``$KIRANA_DUCKDB_TEMP_DIR``, else the
+    #: where DuckDB spills past that limit; None: the settings' ``duckdb_temp_dir``, else the
     #: system's temp dir
     duckdb_temp_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.duckdb_memory_limit = self.duckdb_memory_limit or self.settings.duckdb_memory_limit
+        self.duckdb_temp_dir = self.duckdb_temp_dir or self.settings.duckdb_temp_dir
 
     @property
     def params(self) -> dict[str, Any]:

@@ -36,8 +36,6 @@ from kirana.models.jobs.engine import OrdersSource
 from kirana.models.recommenders.data import Baskets, as_ids
 
 #: Environment overrides of DuckDB's memory limit (e.g. ``8GB``) and spill directory.
-MEMORY_LIMIT_ENV = "KIRANA_DUCKDB_MEMORY_LIMIT"
-TEMP_DIR_ENV = "KIRANA_DUCKDB_TEMP_DIR"
 #: Rows per Arrow batch when reading order lines into numpy.
 BATCH_ROWS = 1 << 20
 
@@ -101,16 +99,14 @@ class NoOrders(ValueError):
 
 
 def default_memory_limit() -> str:
-    """DuckDB's memory limit: ``$KIRANA_DUCKDB_MEMORY_LIMIT``, else an eighth of the RAM
-    (at least 1 GB).
+    """DuckDB's memory limit when ``models.duckdb_memory_limit`` is unset: an eighth of the
+    RAM (at least 1 GB).
 
     DuckDB's own default (80 %) leaves too little for the numpy arrays that the models
     build next to it, and DuckDB takes what it is allowed to: reading 100k users' orders
     (25M lines) used ~3 GB under a 6 GB limit and ~1 GB under a 1 GB one, for the same CPU
     time. Past the limit DuckDB spills its sorts, joins and aggregates to disk.
     """
-    if os.environ.get(MEMORY_LIMIT_ENV):
-        return os.environ[MEMORY_LIMIT_ENV]
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):
@@ -139,9 +135,6 @@ def _open(
     conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
     conn.execute("SET memory_limit = ?", [memory_limit or default_memory_limit()])
-    temp_dir = temp_dir or (
-        Path(os.environ[TEMP_DIR_ENV]) if os.environ.get(TEMP_DIR_ENV) else None
-    )
     if temp_dir is not None:
         temp_dir.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last
         conn.execute("SET temp_directory = ?", [str(temp_dir)])
@@ -161,7 +154,7 @@ def connect(
     """A DuckDB connection with ``orders``: one row per (user, order) of the source.
 
     ``memory_limit`` (DuckDB syntax, e.g. ``"8GB"``) defaults to `default_memory_limit`;
-    ``temp_dir`` (where DuckDB spills) to ``$KIRANA_DUCKDB_TEMP_DIR``, else DuckDB's own.
+    ``temp_dir`` (where DuckDB spills) to DuckDB's own.
     """
     conn, extras = _open(source, memory_limit, temp_dir)
     parts = [_EVENT_ORDERS]
@@ -177,7 +170,7 @@ def connect(
 @contextmanager
 def _spill_dir(temp_dir: Path | None) -> Iterator[Path]:
     """A fresh directory for DuckDB to spill to, removed afterwards."""
-    parent = temp_dir or (Path(os.environ[TEMP_DIR_ENV]) if os.environ.get(TEMP_DIR_ENV) else None)
+    parent = temp_dir
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="kirana-duckdb-", dir=parent))
