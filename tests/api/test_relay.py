@@ -20,8 +20,11 @@ from starlette.routing import Route
 
 from kirana.api.relay import Relay
 
+RECEIVED: list[bytes] = []
+
 
 async def _echo(request: Request) -> JSONResponse:
+    RECEIVED.append(await request.body())
     return JSONResponse(
         {
             "method": request.method,
@@ -148,3 +151,44 @@ def test_relay_says_503_and_nothing_applied_when_the_first_process_is_gone(
     assert dict(start["headers"])[b"retry-after"] == b"1"
     answer = json.loads(payload)
     assert answer["code"] == "unavailable" and "nothing was applied" in answer["message"]
+
+
+def test_a_client_gone_mid_body_is_not_relayed_as_a_whole_request(tmp_path: Path) -> None:
+    path = str(tmp_path / "api.sock")
+    server = _serve(path)
+    relay = Relay(path)
+    RECEIVED.clear()
+    messages = [
+        {"type": "http.request", "body": b'{"batch": [', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/batch",
+        "raw_path": b"/v1/batch",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"h"), (b"transfer-encoding", b"chunked")],
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def run():
+        try:
+            await relay(scope, receive, send)
+            await asyncio.sleep(0.2)  # what the first process would have got by now
+        finally:
+            await relay.aclose()
+
+    asyncio.run(run())
+    server.should_exit = True
+    assert sent == [] and RECEIVED == [], (sent, RECEIVED)

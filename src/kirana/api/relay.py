@@ -26,6 +26,7 @@ HOP_BY_HOP = frozenset(
         b"proxy-authorization",
         b"proxy-connection",
         b"te",
+        b"expect",
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
@@ -63,6 +64,8 @@ class Relay:
         )
         try:
             response = await self._client.send(request, stream=True)
+        except ClientDisconnected:  # nobody to answer; the cut-off body was not sent whole
+            return
         except httpx.TransportError as exc:
             await _unavailable(send, exc, applied=not isinstance(exc, _NOT_SENT))
             return
@@ -88,11 +91,15 @@ class Relay:
         await self._client.aclose()
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        if message["type"] == "http.disconnect":  # never relay half a body as a whole one
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         if chunk:
             yield chunk

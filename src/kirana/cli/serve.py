@@ -50,9 +50,6 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Start Kirana on its embedded default (no other servers needed)."""
-    import uvicorn
-
-    from kirana.api.app import create_app
     from kirana.config import load_settings
     from kirana.runtime import Platform
 
@@ -71,6 +68,27 @@ def serve(
     sockets = None
     if settings.api_processes > 1:
         sockets = _shared_sockets(settings.host, settings.port)
+        settings.port = sockets[0].getsockname()[1]  # the port bound (--port 0: a free one)
+    relay_path = sockets[1].getsockname() if sockets else None  # uvicorn closes the sockets
+    try:
+        _run(settings, platform, sockets, demo, demo_users, log_level)
+    finally:
+        for sock in sockets or ():
+            sock.close()
+        if relay_path:
+            with contextlib.suppress(OSError):
+                os.unlink(relay_path)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(relay_path))
+
+
+def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_level: str) -> None:
+    """Serve until stopped (with ``sockets``: the shared listener and the relay socket)."""
+    import uvicorn
+
+    from kirana.api.app import create_app
+
+    if sockets:
         platform.add_api_replicas(settings.api_processes - 1, sockets[1].getsockname())
     app = create_app(platform)
     # What startup built (modules, routes, settings: ~100k objects) lives as long as the
@@ -99,14 +117,7 @@ def serve(
     url = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.api_processes} API processes" if sockets else ""
     typer.echo(f"Kirana on {url} (API docs at {url}/docs), data in {settings.data_dir}{processes}")
-    try:
-        server.run(sockets=sockets)
-    finally:
-        for sock in sockets or ():
-            if sock.family == socket.AF_UNIX:
-                with contextlib.suppress(OSError):
-                    os.unlink(sock.getsockname())
-            sock.close()
+    server.run(sockets=sockets)
 
 
 def _shared_sockets(host: str, port: int) -> list[socket.socket]:

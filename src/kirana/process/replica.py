@@ -63,6 +63,7 @@ def run_replica(
     logging.basicConfig(
         level=log_level, format=f"%(asctime)s %(levelname)s [api-{index}] %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per relayed request
     # the first API process decides when we stop (it gets the signals and asks us)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -104,7 +105,7 @@ def run_replica(
     gc.collect()  # as in the first process (kirana.cli.serve)
     gc.freeze()
     gc.set_threshold(700, 10, 100)
-    threading.Thread(target=_announce, args=(server, channel), daemon=True).start()
+    threading.Thread(target=_announce, args=(server, channel, platform), daemon=True).start()
     log.info("API process %d (pid %d) on %s:%d", index, os.getpid(), settings.host, settings.port)
     try:
         server.run(sockets=[sock])
@@ -122,8 +123,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _announce(server: Any, channel: Channel) -> None:
-    """Tell the supervisor we are up once the server accepts connections."""
+def _announce(server: Any, channel: Channel, platform: Any) -> None:
+    """Tell the supervisor we are up once the server accepts connections, then reload what
+    an erasure changes: one that ran while we started (the supervisor's ``forget`` waits
+    only so long for us) is seen now; later ones reach us as ``forget``."""
     while not server.started and not server.should_exit:
         time.sleep(0.05)
     if server.started:
@@ -131,3 +134,5 @@ def _announce(server: Any, channel: Channel) -> None:
             channel.call("ready", os.getpid())
         except ChannelClosed:
             server.should_exit = True
+            return
+        platform.forget_served()

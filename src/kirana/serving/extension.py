@@ -102,7 +102,10 @@ def personalization(platform: Platform) -> Personalization:
             assert channel is not None
 
             def writer(rows: pa.Table) -> None:
-                channel.call("decisions", rows, timeout=60)
+                # no timeout: a timed-out call may still be applied, and a retry would log
+                # the batch twice (the first process may hold its writer for a compaction
+                # or an erasure); if that process goes, the call fails and rows stay queued
+                channel.call("decisions", rows, timeout=None)
 
         made = build(
             platform.settings,

@@ -165,10 +165,14 @@ class EmbeddedEngine:
     def buying_patterns(self, orders: OrdersSource, *, horizon_days: float) -> pa.Table:
         from kirana.models.jobs.patterns import predict_buying_patterns
 
-        conn = lake_orders.connect(
-            orders, memory_limit=self.duckdb_memory_limit, temp_dir=self.duckdb_temp_dir
-        )
-        tx = lake_orders.transactions(conn)
+        with lake_orders.spill_dir(self.duckdb_temp_dir) as spill:  # its own, removed after
+            conn = lake_orders.connect(
+                orders, memory_limit=self.duckdb_memory_limit, temp_dir=spill
+            )
+            try:
+                tx = lake_orders.transactions(conn)
+            finally:
+                conn.close()
         table, metrics = predict_buying_patterns(
             tx.to_pandas(), horizon_days, evaluate=self.settings.evaluate
         )

@@ -35,7 +35,6 @@ from kirana.lake.catalog import lake_tables
 from kirana.models.jobs.engine import OrdersSource
 from kirana.models.recommenders.data import Baskets, as_ids
 
-#: Environment overrides of DuckDB's memory limit (e.g. ``8GB``) and spill directory.
 #: Rows per Arrow batch when reading order lines into numpy.
 BATCH_ROWS = 1 << 20
 
@@ -168,7 +167,7 @@ def connect(
 
 
 @contextmanager
-def _spill_dir(temp_dir: Path | None) -> Iterator[Path]:
+def spill_dir(temp_dir: Path | None) -> Iterator[Path]:
     """A fresh directory for DuckDB to spill to, removed afterwards."""
     parent = temp_dir
     if parent is not None:
@@ -192,7 +191,7 @@ def baskets(
     ``temp_dir`` as in `connect`; DuckDB spills into a fresh directory under ``temp_dir``
     (default: the system's temp dir) that is removed afterwards.
     """
-    with _spill_dir(temp_dir) as spill:
+    with spill_dir(temp_dir) as spill:
         conn, extras = _open(source, memory_limit, spill)
         try:
             conn.execute("SET preserve_insertion_order = false")
