@@ -62,9 +62,9 @@ def _serve(path: str) -> uvicorn.Server:
     return server
 
 
-async def _call(app, method: str, path: str, query: bytes, headers, body: bytes):
-    chunks = [body[:3], body[3:]]
-    scope = {
+def _scope(method: str, path: str, query: bytes, headers: list) -> dict:
+    """An HTTP scope as the extra API process's server hands it to the relay."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -78,6 +78,11 @@ async def _call(app, method: str, path: str, query: bytes, headers, body: bytes)
         "client": ("10.0.0.1", 5),
         "server": ("127.0.0.1", 80),
     }
+
+
+async def _call(app, method: str, path: str, query: bytes, headers, body: bytes):
+    chunks = [body[:3], body[3:]]
+    scope = _scope(method, path, query, headers)
 
     async def receive() -> dict:  # the body in two pieces, as a slow client sends it
         if chunks:
@@ -162,18 +167,7 @@ def test_a_client_gone_mid_body_is_not_relayed_as_a_whole_request(tmp_path: Path
         {"type": "http.request", "body": b'{"batch": [', "more_body": True},
         {"type": "http.disconnect"},
     ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/batch",
-        "raw_path": b"/v1/batch",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"h"), (b"transfer-encoding", b"chunked")],
-    }
+    scope = _scope("POST", "/v1/batch", b"", [(b"host", b"h"), (b"transfer-encoding", b"chunked")])
     sent: list[dict] = []
 
     async def receive() -> dict:
