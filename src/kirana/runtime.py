@@ -411,7 +411,9 @@ class Platform:
         cached profiles and logged-exposure keys, and hand over queued decisions now (so
         the erasure that follows deletes them too)."""
         self.suppression.reload()
-        personalise = self.services.get("automation.personalize")
+        from kirana.serving.extension import SERVICE as PERSONALISE
+
+        personalise = self.services.get(PERSONALISE)
         if personalise is not None:
             personalise.service.profiles.forget()
             personalise.decisions.flush()
