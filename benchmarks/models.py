@@ -210,7 +210,7 @@ def _run_single(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         from kirana.models.jobs.spark_engine import SparkEngine
 
         params = BuyAgainParams() if neighbours else BuyAgainParams(n_neighbors=0, alpha=1.0)
-        conf = {"spark.driver.memory": args.driver_memory}
+        conf = {"spark.driver.memory": args.driver_memory, **dict(args.conf)}
         engine = SparkEngine(args.master, conf, buy_again_params=params)
         t = time.perf_counter()
         engine.session  # noqa: B018 (start the JVM outside the job timings)
@@ -239,6 +239,8 @@ def _run_single(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         result[f"{name}_rss_mb"] = round(peak_rss_mb())  # high-water RSS so far
         wall, cpu = result[f"{name}_seconds"], result[f"{name}_cpu_seconds"]
         print(f"{name}: {wall} s wall, {cpu} s CPU", file=sys.stderr, flush=True)
+        # everything so far, so a long run stopped before its end still leaves its figures
+        print(f"so far: {json.dumps(result)}", file=sys.stderr, flush=True)
     result["peak_rss_python_mb"] = round(peak_rss_mb())
     if args.engine == "spark":
         jvm = engine.jvm_pid
@@ -247,6 +249,13 @@ def _run_single(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         engine.close()
     result["peak_rss_total_mb"] = sum(v for k, v in result.items() if k.startswith("peak_rss_"))
     return result
+
+
+def spark_conf_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.startswith("spark."):
+        raise argparse.ArgumentTypeError(f"expected spark.KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def growth(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -271,6 +280,14 @@ def main() -> None:
     parser.add_argument("--min-support", type=float, default=0.0005)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument(
+        "--conf",
+        type=spark_conf_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Spark setting (repeatable), e.g. spark.sql.shuffle.partitions=32",
+    )
     parser.add_argument(
         "--neighbour-users",
         type=int,
@@ -299,6 +316,7 @@ def main() -> None:
         "--catalogues", str(args.catalogues), "--min-support", str(args.min_support),
         "--master", args.master, "--driver-memory", args.driver_memory, "--jobs", args.jobs,
         "--neighbour-users", str(args.neighbour_users),
+        *(arg for key, value in args.conf for arg in ("--conf", f"{key}={value}")),
     ]  # fmt: skip
     if args.duckdb_memory:
         extra += ["--duckdb-memory", args.duckdb_memory]
