@@ -114,6 +114,23 @@ def test_second_api_process_serves_relays_logs_and_forgets(tmp_path: Path) -> No
     try:
         first, second = server.client_on(0), server.client_on(1)
 
+        # a second `kirana serve` on the port is refused (SO_REUSEPORT alone would let it
+        # bind and take half the connections), naming the server that has it
+        again = subprocess.run(
+            [
+                *(*KIRANA, "serve", "--port", str(server.port), "--api-processes", "2"),
+                *("--data-dir", str(tmp_path / "other")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode != 0
+        assert f"served by another kirana serve (pid {server.proc.pid})" in again.stderr, (
+            again.stdout + again.stderr
+        )
+        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+
         # management calls on the second process are relayed, answers unchanged
         imported = second.post("/v1/content/import", json=CONTENT, headers=admin)
         assert imported.status_code == 200, imported.text

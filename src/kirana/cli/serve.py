@@ -65,9 +65,9 @@ def serve(
         platform = Platform.open(settings, role="api" if settings.worker_process else "all")
     except OSError as exc:
         raise fail(f"cannot open {settings.data_dir}: {exc}") from exc
-    sockets = None
+    sockets, port_lock = None, None
     if settings.api_processes > 1:
-        sockets = _shared_sockets(settings.host, settings.port)
+        sockets, port_lock = _shared_sockets(settings.host, settings.port)
         settings.port = sockets[0].getsockname()[1]  # the port bound (--port 0: a free one)
     relay_path = sockets[1].getsockname() if sockets else None  # uvicorn closes the sockets
     try:
@@ -75,6 +75,8 @@ def serve(
     finally:
         for sock in sockets or ():
             sock.close()
+        if port_lock is not None:
+            os.close(port_lock)
         if relay_path:
             with contextlib.suppress(OSError):
                 os.unlink(relay_path)
@@ -120,14 +122,25 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
     server.run(sockets=sockets)
 
 
-def _shared_sockets(host: str, port: int) -> list[socket.socket]:
-    """The TCP listener, shared with the extra API processes (``SO_REUSEPORT``), and a
-    private Unix socket on which they relay what they do not answer."""
-    from kirana.process.replica import listening_socket
+def _shared_sockets(host: str, port: int) -> tuple[list[socket.socket], int]:
+    """The TCP listener, shared with the extra API processes (``SO_REUSEPORT``), a private
+    Unix socket on which they relay what they do not answer, and the port's lock (held
+    first for a given port: a refused start must not have taken connections meanwhile)."""
+    from kirana.process.replica import PortTaken, claim_port, listening_socket
 
+    lock = None
     try:
+        lock = claim_port(port) if port else None
         tcp = listening_socket(host, port)
+        if lock is None:  # --port 0: the kernel's choice, locked once known
+            lock = claim_port(tcp.getsockname()[1])
+    except PortTaken as exc:
+        raise fail(
+            f"cannot listen on {host}:{port}: {exc}; stop it or choose another --port"
+        ) from exc
     except OSError as exc:
+        if lock is not None:
+            os.close(lock)
         raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
     directory = tempfile.mkdtemp(prefix="kirana-api-")
     os.chmod(directory, 0o700)  # only this user's processes may relay requests
@@ -135,7 +148,7 @@ def _shared_sockets(host: str, port: int) -> list[socket.socket]:
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     unix.bind(path)
     unix.listen(2048)
-    return [tcp, unix]
+    return [tcp, unix], lock
 
 
 def _server_class():

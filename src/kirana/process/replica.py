@@ -2,7 +2,11 @@
 
 Why: one Python process answers about 700 personalise decisions a second on one core (the
 interpreter lock); a second process on the same port roughly doubles that on two cores. The
-kernel spreads new connections over every process listening with ``SO_REUSEPORT``.
+kernel spreads new connections over every process listening with ``SO_REUSEPORT`` (by a hash
+of the connection, so evenly; one listening socket shared by all would hand most connections
+to whichever process the kernel wakes first — measured 45/19 and 59/5 of 64). Because any
+process of the same user may join such a port, the first process also holds a lock on the
+port number (:func:`claim_port`), so a second ``kirana serve`` there is refused.
 
 What an extra process serves itself: ``GET /v1/personalize`` (it only reads stores: profiles,
 content, statistics and recommendation lists are SQLite files every process opens) and
@@ -20,16 +24,19 @@ when that process asks or goes away.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -54,6 +61,37 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+class PortTaken(RuntimeError):
+    """Another Kirana server of this user already serves the port."""
+
+    def __init__(self, port: int, owner: str) -> None:
+        super().__init__(f"port {port} is served by another kirana serve (pid {owner or '?'})")
+        self.port, self.owner = port, owner
+
+
+def claim_port(port: int) -> int:
+    """Lock ``port`` for this process (the descriptor returned holds it until closed or the
+    process exits), or raise :class:`PortTaken`.
+
+    ``SO_REUSEPORT`` lets any socket of the same user bind a port its API processes share, so
+    a second ``kirana serve --api-processes 2`` started by mistake would bind without an error
+    and take half the connections. The lock, one file per port under a per-user directory,
+    turns that into a refusal before anything is bound.
+    """
+    directory = Path(tempfile.gettempdir()) / f"kirana-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(directory / f"port-{port}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise PortTaken(port, owner) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def run_replica(
