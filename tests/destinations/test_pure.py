@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -24,7 +25,7 @@ from kirana.destinations.errors import (
     classify_http,
     parse_retry_after,
 )
-from kirana.destinations.ordering import Candidate, pick_batch
+from kirana.destinations.ordering import Candidate, next_due, pick_batch
 from kirana.destinations.pacing import TokenBucket, backoff_delay
 from kirana.destinations.records import OutboundRecord
 from kirana.destinations.routing import get_path, route_event
@@ -150,6 +151,26 @@ def test_batches_keep_order_per_user(cands: list[Candidate], limit: int) -> None
         heads.setdefault(c.user, c)
     if any(h.next_attempt_at <= 50.0 for h in heads.values()):
         assert picked, "something was deliverable but nothing was picked"
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 2), st.floats(0, 100)), max_size=40),
+    st.floats(0, 100),
+)
+def test_when_nothing_can_go_the_next_due_time_is_when_something_can(
+    rows: list[tuple[str, int, float]], now: float
+) -> None:
+    cands = [Candidate(i, user, attempts, at) for i, (user, attempts, at) in enumerate(rows)]
+    due = next_due(cands)
+    if not cands:
+        assert due is None
+        return
+    assert due is not None
+    assert pick_batch(cands, now=due, limit=10), "at the due time something goes"
+    if not pick_batch(cands, now=now, limit=10):
+        assert due > now  # nothing could go: the wait is positive, not a busy poll
+        earlier = math.nextafter(due, -math.inf)
+        assert not pick_batch(cands, now=earlier, limit=10)  # and not a moment too late
 
 
 # -- pacing ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from kirana.destinations.config import DestinationConfig
 from kirana.destinations.errors import DeliveryError, PermanentError, Throttled
-from kirana.destinations.ordering import pick_batch
+from kirana.destinations.ordering import next_due, pick_batch
 from kirana.destinations.pacing import TokenBucket, backoff_delay
 from kirana.destinations.protocol import Destination
 from kirana.destinations.records import OutboundRecord
@@ -109,8 +109,9 @@ class Deliverer:
         if not ids and len(candidates) == scan:  # the head is all waiting users: look further
             candidates = self.store.candidates(name, scan * SCAN_FACTOR)
             ids = pick_batch(candidates, now, self._limit)
-        if not ids:
-            due = min(c.next_attempt_at for c in candidates)
+        if not ids:  # every user's first record is backing off
+            due = next_due(candidates)
+            assert due is not None
             return max(0.01, min(due - now, 1.0))
         wait = self._bucket.wait_time(len(ids), now)
         if wait > 0:

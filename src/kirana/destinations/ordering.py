@@ -41,3 +41,17 @@ def pick_batch(candidates: Iterable[Candidate], now: float, limit: int) -> list[
         if len(batch) >= limit:
             break
     return batch
+
+
+def next_due(candidates: Iterable[Candidate]) -> float | None:
+    """When the next of ``candidates`` may go: the earliest retry time among the first
+    record of each user (a user's later records wait for it, whatever their own time says).
+
+    ``None`` when there are no candidates. Taking the minimum over every record instead
+    woke the deliverer every 10 ms while a user's later record, long due, waited behind a
+    head still backing off.
+    """
+    heads: dict[str, float] = {}
+    for c in candidates:
+        heads.setdefault(c.user, c.next_attempt_at)
+    return min(heads.values(), default=None)
