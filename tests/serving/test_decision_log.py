@@ -3,6 +3,7 @@ same, in order, across chunk boundaries, failed writes and a full queue."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,10 +114,16 @@ def test_rows_read_back_from_the_delta_table_as_they_were_logged(
         want = by_id[got["decision_id"]]
         assert got["profile_id"] == want.profile_id
         assert got["policy"] == want.policy
+        assert (got["placement"], got["segment"]) == (
+            want.decision.placement,
+            want.decision.segment,
+        )
+        assert json.loads(got["experiments"]) == list(want.experiments)
         assert got["decided_at"] == want.decision.at
         assert got["widgets_shown"] == len(want.decision.widgets)
         top = want.decision.widgets[0] if want.decision.widgets else None
         assert got["top_widget"] == (top.key if top else None)
+        assert got["top_propensity"] == (top.propensity if top else None)
 
 
 def test_rows_come_out_in_order_across_chunks(quiet_log, monkeypatch) -> None:
@@ -187,3 +194,43 @@ def test_rows_appended_while_a_flush_runs_are_all_written_once(quiet_log, monkey
     log.flush()
     ids = [i for table in written for i in table.column("decision_id").to_pylist()]
     assert ids == [f"{i:016x}" for i in range(n)]  # each once, in order
+
+
+def test_the_limit_holds_after_failed_flushes_left_many_small_chunks(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A disk stuck for hours at low traffic, then busy hours: failed flushes seal the
+    partly filled chunk each time, and the queue must still stay near ``max_pending``."""
+    monkeypatch.setattr(decision_log, "CHUNK_ROWS", 64)
+
+    def stuck(table: pa.Table) -> None:
+        raise OSError("disk stuck")
+
+    log = DecisionLog(tmp_path, flush_seconds=3600, writer=stuck, max_pending=100)
+    try:
+        n = 0
+        for _ in range(200):  # quiet: one decision between failed flushes
+            log.append(row(n))
+            n += 1
+            with pytest.raises(OSError):
+                log.flush()
+        for _ in range(200):  # busy: a chunk's worth between failed flushes
+            for _ in range(64):
+                log.append(row(n))
+                n += 1
+            with pytest.raises(OSError):
+                log.flush()
+            assert log.queued <= 100 + 64
+        assert log.dropped + log.queued == n
+    finally:
+        log._writer = None  # let close() finish against the real table
+        log.close()
+
+
+def test_a_decision_that_cannot_be_encoded_is_dropped_not_raised(quiet_log) -> None:
+    log, written = quiet_log
+    bad = row(1)
+    log.append(LoggedRow(bad.decision, None, "thompson", ({"experiment_id": object()},)))  # type: ignore[dict-item]
+    log.append(row(2))
+    assert log.dropped == 1 and log.flush() == 1
+    assert written[0].column("decision_id").to_pylist() == [f"{2:016x}"]

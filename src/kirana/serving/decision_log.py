@@ -81,7 +81,7 @@ TABLE_CONFIGURATION = {
 
 @dataclass(frozen=True)
 class LoggedRow:
-    """One decision as the request path hands it over (encoding happens off the hot path)."""
+    """One decision as the request path hands it over (``DecisionLog.append`` encodes it)."""
 
     decision: Decision
     profile_id: str | None
@@ -125,12 +125,21 @@ class DecisionLog:
 
     def append(self, row: LoggedRow) -> None:
         """Encode and queue one decision (no I/O: safe on the event loop). Past
-        ``max_pending`` queued, the oldest chunk of decisions is dropped (and counted)."""
-        columns, decision = encode_row(row)
+        ``max_pending`` queued, the oldest chunks of decisions are dropped (and counted). The
+        log is best effort for the request: a row that cannot be encoded is dropped and
+        logged, and the decision is still served."""
+        try:
+            columns, decision = encode_row(row)
+        except Exception:
+            self.dropped += 1
+            log.exception("decision log: cannot encode decision %s", row.decision.decision_id)
+            return
         with self._queue_lock:
             chunks = self._chunks
-            if not chunks or chunks[-1].sealed or len(chunks[-1].rows) >= CHUNK_ROWS:
-                if self._queued >= self._max_pending:
+            last = chunks[-1] if chunks else None
+            if last is None or last.sealed or last.full:
+                # whole chunks, oldest first, however small failed flushes left them
+                while chunks and self._queued >= self._max_pending:
                     oldest = chunks.popleft()
                     self._queued -= len(oldest.rows)
                     self.dropped += len(oldest.rows)
@@ -245,6 +254,11 @@ _encode = msgspec.json.Encoder().encode
 
 #: rows per chunk of the queue: one Arrow record batch each
 CHUNK_ROWS = 1024
+#: a chunk also ends at this many bytes of decision JSON (Arrow's int32 offsets)
+CHUNK_BYTES = 64 * 1024 * 1024
+
+if array("i").itemsize != 4:  # the offsets buffer is handed to Arrow as int32
+    raise ImportError("the decision log needs a 4-byte C int")
 
 _DECISION = SCHEMA.get_field_index("decision")
 assert len(SCHEMA) - 1 == _DECISION, "encode_row puts the decision JSON last"
@@ -282,9 +296,13 @@ class _Chunk:
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
         self.json = bytearray()
-        self.ends = array("i", [0])  # Arrow's int32 offsets: 1,024 x 6 kB is far below 2 GB
+        self.ends = array("i", [0])  # Arrow's int32 offsets (CHUNK_BYTES keeps them far below 2 GB)
         #: taken for a batch: its buffers are Arrow's now (and cannot grow while they are)
         self.sealed = False
+
+    @property
+    def full(self) -> bool:
+        return len(self.rows) >= CHUNK_ROWS or len(self.json) >= CHUNK_BYTES
 
     def add(self, columns: tuple[Any, ...], decision: bytes) -> None:
         self.json += decision
