@@ -129,6 +129,7 @@ def test_second_api_process_serves_relays_logs_and_forgets(tmp_path: Path) -> No
         assert f"served by another kirana serve (pid {server.proc.pid})" in again.stderr, (
             again.stdout + again.stderr
         )
+        assert not (tmp_path / "other").exists()  # refused before opening anything
         assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
 
         # management calls on the second process are relayed, answers unchanged

@@ -61,13 +61,18 @@ def serve(
     if api_processes is not None:
         settings.api_processes = api_processes
     sys.setswitchinterval(settings.gil_switch_ms / 1000)
+    port_claim = None
+    if settings.api_processes > 1 and settings.port:  # before anything is opened or bound
+        port_claim = _claim_port(settings.host, settings.port)
     try:
         platform = Platform.open(settings, role="api" if settings.worker_process else "all")
     except OSError as exc:
         raise fail(f"cannot open {settings.data_dir}: {exc}") from exc
-    sockets, port_lock = None, None
+    sockets = None
     if settings.api_processes > 1:
-        sockets, port_lock = _shared_sockets(settings.host, settings.port)
+        sockets = _shared_sockets(settings.host, settings.port)
+        if port_claim is None:  # --port 0: claimed once the kernel has chosen
+            port_claim = _claim_port(settings.host, sockets[0].getsockname()[1])
         settings.port = sockets[0].getsockname()[1]  # the port bound (--port 0: a free one)
     relay_path = sockets[1].getsockname() if sockets else None  # uvicorn closes the sockets
     try:
@@ -75,8 +80,8 @@ def serve(
     finally:
         for sock in sockets or ():
             sock.close()
-        if port_lock is not None:
-            os.close(port_lock)
+        if port_claim is not None:
+            port_claim.close()
         if relay_path:
             with contextlib.suppress(OSError):
                 os.unlink(relay_path)
@@ -122,25 +127,28 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
     server.run(sockets=sockets)
 
 
-def _shared_sockets(host: str, port: int) -> tuple[list[socket.socket], int]:
-    """The TCP listener, shared with the extra API processes (``SO_REUSEPORT``), a private
-    Unix socket on which they relay what they do not answer, and the port's lock (held
-    first for a given port: a refused start must not have taken connections meanwhile)."""
-    from kirana.process.replica import PortTaken, claim_port, listening_socket
+def _claim_port(host: str, port: int) -> socket.socket | None:
+    """``claim_port``, its refusals as CLI errors."""
+    from kirana.process.replica import PortTaken, claim_port
 
-    lock = None
     try:
-        lock = claim_port(port) if port else None
-        tcp = listening_socket(host, port)
-        if lock is None:  # --port 0: the kernel's choice, locked once known
-            lock = claim_port(tcp.getsockname()[1])
+        return claim_port(port)
     except PortTaken as exc:
         raise fail(
             f"cannot listen on {host}:{port}: {exc}; stop it or choose another --port"
-        ) from exc
+        ) from None
     except OSError as exc:
-        if lock is not None:
-            os.close(lock)
+        raise fail(f"cannot claim port {port} for the API processes: {exc}") from exc
+
+
+def _shared_sockets(host: str, port: int) -> list[socket.socket]:
+    """The TCP listener, shared with the extra API processes (``SO_REUSEPORT``), and a
+    private Unix socket on which they relay what they do not answer."""
+    from kirana.process.replica import listening_socket
+
+    try:
+        tcp = listening_socket(host, port)
+    except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
     directory = tempfile.mkdtemp(prefix="kirana-api-")
     os.chmod(directory, 0o700)  # only this user's processes may relay requests
@@ -148,7 +156,7 @@ def _shared_sockets(host: str, port: int) -> tuple[list[socket.socket], int]:
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     unix.bind(path)
     unix.listen(2048)
-    return [tcp, unix], lock
+    return [tcp, unix]
 
 
 def _server_class():

@@ -5,8 +5,8 @@ interpreter lock); a second process on the same port roughly doubles that on two
 kernel spreads new connections over every process listening with ``SO_REUSEPORT`` (by a hash
 of the connection, so evenly; one listening socket shared by all would hand most connections
 to whichever process the kernel wakes first — measured 45/19 and 59/5 of 64). Because any
-process of the same user may join such a port, the first process also holds a lock on the
-port number (:func:`claim_port`), so a second ``kirana serve`` there is refused.
+process of the same user may join such a port, the first process also claims the port number
+(:func:`claim_port`), so a second ``kirana serve`` there is refused.
 
 What an extra process serves itself: ``GET /v1/personalize`` (it only reads stores: profiles,
 content, statistics and recommendation lists are SQLite files every process opens) and
@@ -24,19 +24,18 @@ when that process asks or goes away.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import gc
 import logging
 import os
 import signal
 import socket
+import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -71,27 +70,45 @@ class PortTaken(RuntimeError):
         self.port, self.owner = port, owner
 
 
-def claim_port(port: int) -> int:
-    """Lock ``port`` for this process (the descriptor returned holds it until closed or the
-    process exits), or raise :class:`PortTaken`.
+def claim_port(port: int) -> socket.socket | None:
+    """Claim ``port`` for this process's API processes, whatever the host they listen on,
+    or raise :class:`PortTaken`. The claim lasts as long as the socket returned is open (at
+    the latest, the process); ``None`` where there is no way to claim (not Linux).
 
     ``SO_REUSEPORT`` lets any socket of the same user bind a port its API processes share, so
     a second ``kirana serve --api-processes 2`` started by mistake would bind without an error
-    and take half the connections. The lock, one file per port under a per-user directory,
-    turns that into a refusal before anything is bound.
+    and take half the connections. The claim is a listening Unix socket in Linux's abstract
+    namespace named after the user and the port: no file to plant a symlink under or to
+    leave behind, scoped to the network namespace as the port is, gone with the process.
+    Its owner's pid comes from the kernel (``SO_PEERCRED``) for the error message.
     """
-    directory = Path(tempfile.gettempdir()) / f"kirana-{os.getuid()}"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(directory / f"port-{port}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    if not sys.platform.startswith("linux"):
+        return None
+    name = f"\0kirana-port-{os.getuid()}-{port}"
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        os.close(fd)
-        raise PortTaken(port, owner) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
+        claim.bind(name)
+    except OSError as exc:
+        claim.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortTaken(port, _claimed_by(name)) from None
+    claim.listen(1)
+    return claim
+
+
+def _claimed_by(name: str) -> str:
+    """The pid behind the claim ``name`` ("" if it cannot be asked)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1)
+        probe.connect(name)
+        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return str(struct.unpack("3i", creds)[0])
+    except OSError:
+        return ""
+    finally:
+        probe.close()
 
 
 def run_replica(
