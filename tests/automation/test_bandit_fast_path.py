@@ -104,3 +104,46 @@ def test_rankings_and_propensities_are_unchanged(
         assert (fast.order, fast.explored, fast.pinned) == (slow.order, slow.explored, slow.pinned)
         assert np.array_equal(fast.propensities, slow.propensities, equal_nan=True)
         assert fast_rng.random() == slow_rng.random()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arms=ARMS,
+    seed=st.integers(0, 2**32 - 1),
+    limit=st.one_of(st.none(), st.integers(1, 8)),
+    liked=st.lists(st.floats(0, 1), max_size=8),
+    pins=st.dictionaries(st.integers(0, 8), st.integers(0, 8), max_size=3),
+)
+def test_a_remembered_plan_ranks_as_a_fresh_policy_does(
+    arms: list[tuple[int, int, int]],
+    seed: int,
+    limit: int | None,
+    liked: list[float],
+    pins: dict[int, int],
+) -> None:
+    """A server reuses its Arm objects, so rank() reuses its plan for them: the rankings and
+    propensities must be those of a policy seeing the arms for the first time, whatever the
+    affinities and pins of each call (they are part of the plan's key)."""
+    candidates = [
+        Arm(f"a{i}", clicks=min(c, n), impressions=n, shown=s + 5)
+        for i, (c, n, s) in enumerate(arms)
+    ]
+    contexts = [
+        RankContext(
+            limit=limit,
+            affinities={f"a{i}": x for i, x in enumerate(liked) if i < len(arms)},
+            pinned={f"a{i}": slot for i, slot in pins.items()},
+        ),
+        RankContext(limit=limit),
+        RankContext(limit=limit, propensities=False),
+    ]
+    shared = ThompsonPolicy(burn_in=10, n_draws=50, cache_size=64)
+    for _ in range(2):
+        for k, context in enumerate(contexts):
+            fresh_policy = ThompsonPolicy(burn_in=10, n_draws=50, cache_size=64)
+            fresh_policy._cache = dict(shared._cache)  # the same propensity cache, no plans
+            a = shared.rank(candidates, context, np.random.default_rng(seed + k))
+            b = fresh_policy.rank(candidates, context, np.random.default_rng(seed + k))
+            assert (a.order, a.explored, a.pinned) == (b.order, b.explored, b.pinned)
+            assert np.array_equal(a.propensities, b.propensities, equal_nan=True)
+    assert 1 <= len(shared._plans) <= len(contexts)  # the plans were remembered

@@ -111,6 +111,7 @@ class RankingPolicy(ABC):
         self.n_draws = n_draws
         self.cache_size = cache_size
         self._cache: dict[tuple, object] = {}
+        self._plans: dict[tuple, _Plan] = {}
 
     def _cache_key(self, arms: Sequence[Arm], context: RankContext) -> tuple | None:
         """What the ranking distribution of ``arms`` depends on, for the propensity cache
@@ -151,7 +152,8 @@ class RankingPolicy(ABC):
     ) -> np.ndarray:
         """``(draws, len(arms))`` scores; row 0 decides the shown order, the rest estimate it."""
 
-    exact_slots: float = 0  # leading positions for which _exact_propensity has an answer
+    #: leading positions for which _exact_propensity has an answer (it is not asked past them)
+    exact_slots: float = 0
 
     def _exact_propensity(
         self, arms: Sequence[Arm], context: RankContext, position: int, index: int
@@ -159,9 +161,27 @@ class RankingPolicy(ABC):
         """P(arms[index] at ``position``) when a subclass can compute it; else Monte-Carlo."""
         return None
 
-    def rank(
-        self, candidates: Sequence[Arm], context: RankContext, rng: np.random.Generator
-    ) -> Ranking:
+    def _plan(self, candidates: Sequence[Arm], context: RankContext) -> _Plan:
+        """The draw-free part of :meth:`rank`, remembered by the arms' identities and the
+        context's values: a server ranks the same arms (``rank_placement(arm_cache=…)``)
+        for every request within a second, and this bookkeeping costs more than the draws.
+        """
+        aff = context.affinities
+        memo = (
+            tuple(map(id, candidates)),
+            context.limit,
+            tuple(context.pinned.items()) if context.pinned else (),
+            tuple([aff.get(a.key, 0.0) for a in candidates]) if aff else (),
+            context.propensities,
+        )
+        plan = self._plans.get(memo)
+        if plan is None:
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            plan = self._plans[memo] = self._make_plan(candidates, context)
+        return plan
+
+    def _make_plan(self, candidates: Sequence[Arm], context: RankContext) -> _Plan:
         keys = [a.key for a in candidates]
         keyset = set(keys)
         if len(keyset) != len(keys):
@@ -174,22 +194,44 @@ class RankingPolicy(ABC):
             n_free = sum(k not in pinned for k in place_pinned(keys, pinned, limit))
         else:
             free, n_free = list(candidates), limit
-        burn_in = self.burn_in
-        fresh = [a for a in free if a.shown < burn_in]
-        learnt = [a for a in free if a.shown >= burn_in]
+        fresh = [a for a in free if a.shown < self.burn_in]
+        learnt = [a for a in free if a.shown >= self.burn_in]
         n_learnt = max(0, n_free - len(fresh))
+        logged = context.propensities
+        return _Plan(
+            arms=tuple(candidates),
+            pinned=pinned,
+            limit=limit,
+            n_free=n_free,
+            fresh=fresh,
+            learnt=learnt,
+            n_learnt=n_learnt,
+            estimate=logged and n_learnt > self.exact_slots,
+            key=self._cache_key(learnt, context) if self.cache_size and logged else None,
+            row_inputs=self._row_inputs(learnt, context) if n_learnt else None,
+        )
+
+    def _row_inputs(self, arms: Sequence[Arm], context: RankContext) -> object | None:
+        """What :meth:`_draw_row` needs, worked out once per plan (``None``: this policy
+        draws through :meth:`_score_row`)."""
+        return None
+
+    def _draw_row(self, inputs: object, rng: np.random.Generator) -> list[float]:
+        """``_score_row`` from the inputs :meth:`_row_inputs` prepared."""
+        raise NotImplementedError
+
+    def rank(
+        self, candidates: Sequence[Arm], context: RankContext, rng: np.random.Generator
+    ) -> Ranking:
+        plan = self._plan(candidates, context)
+        fresh, learnt, n_free, n_learnt = plan.fresh, plan.learnt, plan.n_free, plan.n_learnt
         # (a permutation of fewer than two draws nothing from the generator)
         fresh_order = fresh if len(fresh) < 2 else [fresh[i] for i in rng.permutation(len(fresh))]
 
         order: list[Arm] = fresh_order[:n_free]
         props = [1.0 / len(fresh) for _ in order]
         if n_learnt:
-            estimate = context.propensities and n_learnt > self.exact_slots
-            key = (
-                self._cache_key(learnt, context)
-                if self.cache_size and context.propensities
-                else None
-            )
+            estimate, key = plan.estimate, plan.key
             counts = None
             if estimate and key is not None:  # Monte-Carlo frequencies, once per distribution
                 counts = self._cached(
@@ -199,22 +241,32 @@ class RankingPolicy(ABC):
             draws = 1 + self.n_draws if estimate and counts is None else 1
             if draws == 1:  # one ranking (the usual case on a server): no arrays
                 ranks = None
-                chosen = _rank_row(self._score_row(learnt, context, rng), rng)[:n_learnt]
+                row = (
+                    self._score_row(learnt, context, rng)
+                    if plan.row_inputs is None
+                    else self._draw_row(plan.row_inputs, rng)
+                )
+                chosen = _rank_row(row, rng)[:n_learnt]
             else:
                 ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
                 chosen = ranks[0, :n_learnt].tolist()  # row 0 is the realised ranking
             order += [learnt[i] for i in chosen]
+            exact_slots = self.exact_slots if context.propensities else 0
             for pos, idx in enumerate(chosen):
                 if not context.propensities:
                     props.append(math.nan)
                     continue
-                if key is not None and pos < self.exact_slots:
-                    p = self._cached(
-                        ("exact", pos, idx, key),
-                        lambda pos=pos, idx=idx: self._exact_propensity(learnt, context, pos, idx),
-                    )
-                else:
-                    p = self._exact_propensity(learnt, context, pos, idx)
+                p = None  # (past exact_slots, _exact_propensity has no answer)
+                if pos < exact_slots:
+                    if key is not None:
+                        p = self._cached(
+                            ("exact", pos, idx, key),
+                            lambda pos=pos, idx=idx: self._exact_propensity(
+                                learnt, context, pos, idx
+                            ),
+                        )
+                    else:
+                        p = self._exact_propensity(learnt, context, pos, idx)
                 if p is None and counts is not None:  # (1 + hits) / (1 + draws), never 0
                     p = (1.0 + counts[pos][idx]) / (1 + self.n_draws)
                 if p is None:  # the frequency in the rankings drawn (1.0 when only one was)
@@ -225,11 +277,12 @@ class RankingPolicy(ABC):
         else:
             props = [math.nan] * len(props)
 
+        limit, pinned = plan.limit, plan.pinned
         if not pinned:  # the final list is a prefix of ``order`` (fresh arms first)
             shown = order[:limit]
             n_fresh = min(len(fresh_order), n_free, limit)
             return Ranking(
-                order=tuple(a.key for a in shown),
+                order=tuple([a.key for a in shown]),
                 propensities=tuple(props[: len(shown)]),
                 explored=(True,) * n_fresh + (False,) * (len(shown) - n_fresh),
                 pinned=(False,) * len(shown),
@@ -243,6 +296,22 @@ class RankingPolicy(ABC):
             explored=tuple(k in explored and k not in pinned for k in final),
             pinned=tuple(k in pinned for k in final),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one ranking of these arms in this context needs besides the draws."""
+
+    arms: tuple[Arm, ...]  # held, so the identities in the memo key stay theirs
+    pinned: dict[str, int]
+    limit: int
+    n_free: int  # slots left for arms that are not pinned
+    fresh: list[Arm]  # in burn-in: shuffled first
+    learnt: list[Arm]
+    n_learnt: int  # slots the learnt arms fill
+    estimate: bool  # later slots' propensities need Monte-Carlo rankings
+    key: tuple | None  # the propensity cache key (None: not cached)
+    row_inputs: object | None  # for _draw_row
 
 
 def _rank_rows(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -378,6 +447,19 @@ class ThompsonPolicy(RankingPolicy):
                 x * (1.0 + w * float(aff.get(arm.key, 0.0)))
                 for x, arm in zip(row, arms, strict=True)
             ]
+        return row
+
+    def _row_inputs(self, arms: Sequence[Arm], context: RankContext) -> object | None:
+        aff, w = context.affinities, self.affinity_weight
+        factors = [1.0 + w * float(aff.get(arm.key, 0.0)) for arm in arms] if aff else None
+        return self._posteriors(arms)[2], factors
+
+    def _draw_row(self, inputs: object, rng: np.random.Generator) -> list[float]:
+        pairs, factors = inputs  # type: ignore[misc]
+        beta = rng.beta
+        row = [beta(a, b) for a, b in pairs]
+        if factors is not None:
+            row = [x * f for x, f in zip(row, factors, strict=True)]
         return row
 
     def _exact_propensity(

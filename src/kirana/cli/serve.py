@@ -94,6 +94,7 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
     import uvicorn
 
     from kirana.api.app import create_app
+    from kirana.api.http_protocol import CoalescingHttpToolsProtocol
 
     if sockets:
         platform.add_api_replicas(settings.api_processes - 1, sockets[1].getsockname())
@@ -113,7 +114,7 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
         log_level=log_level.lower(),
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # one write per response
         timeout_keep_alive=30,
     )
     server = _server_class()(config)

@@ -40,6 +40,7 @@ from typing import Any
 
 import uvicorn
 
+from kirana.api.http_protocol import CoalescingHttpToolsProtocol
 from kirana.config import Settings
 from kirana.process.channel import Channel, ChannelClosed
 
@@ -151,7 +152,7 @@ def run_replica(
         log_level=logging.getLevelName(log_level).lower(),
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # one write per response
         timeout_keep_alive=30,
     )
     server = _Server(config)
