@@ -58,17 +58,28 @@ ARMS = st.lists(
     min_size=1,
     max_size=8,
 )
+# one ranking request: arms, seed, limit, affinities, pins
+REQUEST = {
+    "arms": ARMS,
+    "seed": st.integers(0, 2**32 - 1),
+    "limit": st.one_of(st.none(), st.integers(1, 8)),
+    "liked": st.lists(st.floats(0, 1), max_size=8),
+    "pins": st.dictionaries(st.integers(0, 8), st.integers(0, 8), max_size=3),
+}
+
+
+def make_arms(arms: list[tuple[int, int, int]]) -> list[Arm]:
+    return [
+        Arm(f"a{i}", clicks=min(c, n), impressions=n, shown=s + 5)
+        for i, (c, n, s) in enumerate(arms)
+    ]
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    arms=ARMS,
-    seed=st.integers(0, 2**32 - 1),
-    limit=st.one_of(st.none(), st.integers(1, 8)),
-    liked=st.lists(st.floats(0, 1), max_size=8),
     kind=st.sampled_from(["thompson", "cached", "popularity", "uniform"]),
     logged=st.booleans(),
-    pins=st.dictionaries(st.integers(0, 8), st.integers(0, 8), max_size=3),
+    **REQUEST,
 )
 def test_rankings_and_propensities_are_unchanged(
     arms: list[tuple[int, int, int]],
@@ -86,10 +97,7 @@ def test_rankings_and_propensities_are_unchanged(
         "uniform": lambda: UniformPolicy(n_draws=50),
     }[kind]
     policy: RankingPolicy = make()
-    candidates = [
-        Arm(f"a{i}", clicks=min(c, n), impressions=n, shown=s + 5)
-        for i, (c, n, s) in enumerate(arms)
-    ]
+    candidates = make_arms(arms)
     context = RankContext(
         limit=limit,
         affinities={f"a{i}": x for i, x in enumerate(liked) if i < len(arms)},
@@ -107,13 +115,7 @@ def test_rankings_and_propensities_are_unchanged(
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    arms=ARMS,
-    seed=st.integers(0, 2**32 - 1),
-    limit=st.one_of(st.none(), st.integers(1, 8)),
-    liked=st.lists(st.floats(0, 1), max_size=8),
-    pins=st.dictionaries(st.integers(0, 8), st.integers(0, 8), max_size=3),
-)
+@given(**REQUEST)
 def test_a_remembered_plan_ranks_as_a_fresh_policy_does(
     arms: list[tuple[int, int, int]],
     seed: int,
@@ -124,10 +126,7 @@ def test_a_remembered_plan_ranks_as_a_fresh_policy_does(
     """A server reuses its Arm objects, so rank() reuses its plan for them: the rankings and
     propensities must be those of a policy seeing the arms for the first time, whatever the
     affinities and pins of each call (they are part of the plan's key)."""
-    candidates = [
-        Arm(f"a{i}", clicks=min(c, n), impressions=n, shown=s + 5)
-        for i, (c, n, s) in enumerate(arms)
-    ]
+    candidates = make_arms(arms)
     contexts = [
         RankContext(
             limit=limit,
