@@ -4,9 +4,10 @@ uvicorn writes a response's head as soon as the app sends ``http.response.start`
 body on ``http.response.body``: two ``send`` system calls, and on a keep-alive connection two
 TCP segments, each of which wakes the client (its head arrives, it parses it and waits for
 the body). On loopback the kernel delivers a segment inside the sender's ``send``, so the
-cost of each lands on the server's CPU too. For the personalise API, whose answers are
-small and computed in one go, that second wake-up was a measurable part of a request's CPU
-at 1,000 requests/s (``benchmarks/personalize.py``; docs/benchmarks.md).
+cost of each lands on the server's CPU too. The personalise API answers small responses
+computed in one go, one per wake-up at 1,000 requests/s, so the second segment is pure
+overhead (its effect alone was not separated from the ranking change it landed with in the
+paired runs of docs/benchmarks.md).
 
 :class:`CoalescingTransport` holds what is written during one step of the event loop and
 writes it as one buffer at the end of that step (``loop.call_soon``), so the head and the
