@@ -251,13 +251,12 @@ class RankingPolicy(ABC):
                 ranks = _rank_rows(self._scores(learnt, context, rng, draws), rng)
                 chosen = ranks[0, :n_learnt].tolist()  # row 0 is the realised ranking
             order += [learnt[i] for i in chosen]
-            exact_slots = self.exact_slots if context.propensities else 0
             for pos, idx in enumerate(chosen):
                 if not context.propensities:
                     props.append(math.nan)
                     continue
                 p = None  # (past exact_slots, _exact_propensity has no answer)
-                if pos < exact_slots:
+                if pos < self.exact_slots:
                     if key is not None:
                         p = self._cached(
                             ("exact", pos, idx, key),
@@ -439,15 +438,7 @@ class ThompsonPolicy(RankingPolicy):
     def _score_row(
         self, arms: Sequence[Arm], context: RankContext, rng: np.random.Generator
     ) -> list[float]:
-        beta = rng.beta
-        row = [beta(a, b) for a, b in self._posteriors(arms)[2]]
-        aff, w = context.affinities, self.affinity_weight
-        if aff:
-            row = [
-                x * (1.0 + w * float(aff.get(arm.key, 0.0)))
-                for x, arm in zip(row, arms, strict=True)
-            ]
-        return row
+        return self._draw_row(self._row_inputs(arms, context), rng)
 
     def _row_inputs(self, arms: Sequence[Arm], context: RankContext) -> object | None:
         aff, w = context.affinities, self.affinity_weight
