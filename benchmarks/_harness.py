@@ -76,7 +76,7 @@ def run_each_size(script: str, size_flag: str, sizes: list[int], extra: list[str
         out = subprocess.run(
             [sys.executable, script, "--single", size_flag, str(size), *extra],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,  # the result; progress and errors go to our stderr
             text=True,
         ).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))

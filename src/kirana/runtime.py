@@ -280,7 +280,7 @@ class Platform:
         from kirana.process.replica import run_replica
         from kirana.process.supervisor import WorkerSupervisor
 
-        handlers = {"emit": self._append_for_worker, "decisions": self._decisions_from_replica}
+        handlers = {"emit": self._append_for_worker}
         for index in range(1, count + 1):
             self.replicas.append(
                 WorkerSupervisor(
@@ -292,12 +292,6 @@ class Platform:
                     process_name=f"kirana-api-{index}",
                 )
             )
-
-    def _decisions_from_replica(self, rows: Any) -> int:
-        """Decision-log batches of an extra API process, written by this one's log."""
-        from kirana.serving.extension import personalization
-
-        return personalization(self).decisions.append_table(rows)
 
     def start(self) -> None:
         for replica in self.replicas:

@@ -14,8 +14,9 @@ content, statistics and recommendation lists are SQLite files every process open
 unchanged to the first API process over a Unix socket (:mod:`kirana.api.relay`), because
 that process owns the event log's writer and the consumer worker. What the extra process
 must hand the first one goes over the supervisor's pipe: derived events (``emit``:
-experiment exposures) and decision-log batches (``decisions``). An erasure reaches it as
-``forget`` (suppression list, profile cache, queued decisions) before anything is deleted.
+experiment exposures); its decision-log batches go to the spool the first process has
+appended (:mod:`kirana.serving.decision_spool`). An erasure reaches it as ``forget``
+(suppression list, profile cache, spooling queued decisions) before anything is deleted.
 
 It is a child of the first API process, restarted by it like the consumer worker, and stops
 when that process asks or goes away.

@@ -143,6 +143,11 @@ class WorkerSupervisor:
         return self._process is not None and self._process.is_alive()
 
     @property
+    def stopped(self) -> bool:
+        """Asked to stop, and its process is gone (it will not be started again)."""
+        return self._stopping.is_set() and not self.alive
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 

@@ -36,6 +36,7 @@ def run_worker(settings_json: str, conn: Connection, log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from kirana.runtime import Platform
+    from kirana.serving.decision_log import table_writer
 
     settings = Settings.model_validate_json(settings_json)
     if settings.worker_nice:
@@ -51,7 +52,9 @@ def run_worker(settings_json: str, conn: Connection, log_level: int) -> None:
         platform.close()
         channel.close()
         return
+    decisions = table_writer(settings.lake_dir)  # the API processes spool, we append
     handlers.update(
+        decisions=decisions.append_spooled,
         status=lambda _: platform.consumer_status(),
         forget=lambda _: platform.forget_identities(),
         refresh=lambda full: platform.refresh_segments(bool(full)),

@@ -1,14 +1,14 @@
 """The decision log: every personalise decision, with its propensities, in the Delta table
 ``decisions`` under the lake.
 
-Why a Delta table written from the API process, batched, rather than events in the event log:
+Why a Delta table, batched, rather than events in the event log:
 at 1,000 decisions a second, events would cost an fsync'd append each batch *plus* a pass of
 every consumer (lake loader, identity resolution, destinations) over rows that are not user
 behaviour, and would land them in ``events`` where every query must filter them out. A
-background thread here turns a second's decisions into one Arrow batch and one Delta append
-(about 1 commit a second, compacted every ``compact_every`` commits), which is the cheapest
-durable form for offline evaluation, and DuckDB reads it next to ``events``
-(``kirana sql "SELECT … FROM decisions"``).
+background thread here turns a second's decisions into one Arrow batch, and the batches of
+every API process become one Delta append (about 1 commit a second, compacted every
+``compact_every`` commits), which is the cheapest durable form for offline evaluation, and
+DuckDB reads it next to ``events`` (``kirana sql "SELECT … FROM decisions"``).
 
 The request path encodes its row (a tuple of plain column values, the decision as JSON:
 ~15 µs) and appends it to a deque; the thread only builds Arrow arrays and writes, work in C
@@ -19,14 +19,16 @@ request thread lets go of it for a SQLite read, and a decision makes several. En
 also hold no objects the garbage collector must visit, where queued ``Decision`` objects
 (~50 each) filled its older generations.
 
-With ``kirana serve --api-processes N`` the extra API processes do not write the table: each
-turns its decisions into the same Arrow batches and hands them to the first process
-(``writer``), whose log appends them (:meth:`DecisionLog.append_table`). One writer keeps
-compaction and erasure (which rewrites the table while the writer is held) safe: a second
-writer's uncommitted file could be vacuumed away under it.
+Under ``kirana serve`` no API process writes the table: each spools its batch as an Arrow
+file (``writer``), and the first API process's flush has the spool appended (``collect``) by
+the consumer worker (:mod:`kirana.serving.decision_spool`: why, and how an append is never
+repeated). One writer keeps compaction and erasure (which rewrites the table while the
+first process's flush is held) safe: a second writer's uncommitted file could be vacuumed
+away under it. Without a ``writer`` the log appends to the table itself (tests, tools).
 
-The price: decisions made in the last ``flush_seconds`` before a hard crash (``kill -9``,
-power loss) are lost; a clean shutdown flushes. The feedback path does not depend on this
+The price: decisions made in the last ``flush_seconds`` before a hard crash of their API
+process (``kill -9``, power loss) are lost; spooled ones are appended after any crash; a
+clean shutdown flushes. The feedback path does not depend on this
 log (tracking tokens carry what the statistics need), so a lost decision costs one row of
 offline evaluation, never a wrong statistic. If the writer falls ``max_pending`` decisions
 behind (the disk is stuck), the oldest are dropped and counted rather than growing without
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -48,10 +49,9 @@ from typing import Any
 
 import msgspec
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
 from kirana.automation.ranking import Decision
+from kirana.serving.decision_spool import DecisionTableWriter
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +103,19 @@ class DecisionLog:
         flush_seconds: float = 1.0,
         max_pending: int = 200_000,
         compact_every: int = 100,
-        writer: Callable[[pa.Table], None] | None = None,
+        writer: Callable[[pa.Table], object] | None = None,
+        collect: Callable[[], object] | None = None,
     ) -> None:
         self.path = table_path(lake_dir)
-        self._writer = writer  # None: append to the Delta table here
+        # None: append to the Delta table here; else where each flush's batch goes (a
+        # spool, :mod:`kirana.serving.decision_spool`)
+        self._writer = writer or table_writer(lake_dir, compact_every).append_table
+        self._collect = collect  # after each flush: have the spool appended to the table
         self._flush_seconds = flush_seconds
         self._chunks: deque[_Chunk] = deque()
         self._queued = 0
         self._queue_lock = threading.Lock()  # the request thread appends, the writer takes
         self._max_pending = max_pending
-        self._compact_every = compact_every
-        self._commits = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -165,57 +167,30 @@ class DecisionLog:
                 self._stop.wait(1.0)
 
     def flush(self) -> int:
-        """Write everything queued now; returns how many decisions were written."""
+        """Write everything queued now, then have the spool appended (where this log
+        collects one); returns how many decisions this log wrote."""
         with self._flush_lock:
-            with self._queue_lock:
-                taken, count = self._chunks, self._queued
-                self._chunks, self._queued = deque(), 0
-            if not count:
-                return 0
-            try:
-                batches = [chunk.to_batch() for chunk in taken]
-                self._append(pa.Table.from_batches(batches, schema=SCHEMA))
-            except BaseException:  # back in front of what came since, in order
-                with self._queue_lock:
-                    self._chunks.extendleft(reversed(taken))
-                    self._queued += count
-                raise
-            self.written += count
+            count = self._write_queued()
+            if self._collect is not None:
+                self._collect()
             return count
 
-    def append_table(self, rows: pa.Table) -> int:
-        """Append decisions another API process encoded (``SCHEMA``), under this log's
-        lock, so an erasure holding the writer holds these too."""
-        if rows.schema != SCHEMA:
-            raise ValueError(f"decision rows must have the decisions schema, not {rows.schema}")
-        with self._flush_lock:
-            self._append(rows)
-        self.written += rows.num_rows
-        return rows.num_rows
-
-    def _append(self, rows: pa.Table) -> None:
-        if self._writer is not None:
-            self._writer(rows)
-            return
-        for attempt in range(5):
-            try:
-                write_deltalake(self.path, rows, mode="append", configuration=TABLE_CONFIGURATION)
-                break
-            except CommitFailedError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * 2**attempt)
-        self._commits += 1
-        if self._commits >= self._compact_every:
-            self.compact()
-
-    def compact(self) -> None:
-        table = DeltaTable(self.path)
-        table.optimize.compact()
-        table.create_checkpoint()
-        table.vacuum(retention_hours=168, dry_run=False, enforce_retention_duration=False)
-        table.cleanup_metadata()
-        self._commits = 0
+    def _write_queued(self) -> int:
+        with self._queue_lock:
+            taken, count = self._chunks, self._queued
+            self._chunks, self._queued = deque(), 0
+        if not count:
+            return 0
+        try:
+            batches = [chunk.to_batch() for chunk in taken]
+            self._writer(pa.Table.from_batches(batches, schema=SCHEMA))
+        except BaseException:  # back in front of what came since, in order
+            with self._queue_lock:
+                self._chunks.extendleft(reversed(taken))
+                self._queued += count
+            raise
+        self.written += count
+        return count
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -233,6 +208,11 @@ class DecisionLog:
             self.flush()
         except Exception:
             log.exception("decision log: final flush failed; %d decisions lost", self._queued)
+
+
+def table_writer(lake_dir: Path, compact_every: int = 100) -> DecisionTableWriter:
+    """The writer of the decisions table under ``lake_dir`` (one per table at a time)."""
+    return DecisionTableWriter(table_path(lake_dir), SCHEMA, TABLE_CONFIGURATION, compact_every)
 
 
 def unless_suppressed(

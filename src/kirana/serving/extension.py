@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from kirana.serving.caches import ContentCache, RecommendationCache, Refresher, StatsCache
 from kirana.serving.content_store import ContentStore, content_path
-from kirana.serving.decision_log import DecisionLog, unless_suppressed
+from kirana.serving.decision_log import SCHEMA, DecisionLog, table_writer, unless_suppressed
+from kirana.serving.decision_spool import DecisionSpool, spool_dir
 from kirana.serving.feedback_consumer import FeedbackConsumer
 from kirana.serving.feedback_store import FeedbackStore, feedback_path
 from kirana.serving.personalize import PersonalizeService
@@ -62,11 +63,13 @@ def build(
     settings: Settings,
     profile_store: object,
     suppressed: Callable[[str | None, str | None], bool] | None = None,
-    decision_writer: Callable[[pa.Table], None] | None = None,
+    decision_writer: Callable[[pa.Table], object] | None = None,
+    collect_decisions: Callable[[], object] | None = None,
 ) -> Personalization:
     """Open the stores and caches the personalise API reads, and the decision log (which
-    skips decisions about people ``suppressed`` says were erased, and hands its batches to
-    ``decision_writer`` instead of the Delta table when given one)."""
+    skips decisions about people ``suppressed`` says were erased, hands its batches to
+    ``decision_writer`` instead of the Delta table when given one, and calls
+    ``collect_decisions`` after each flush)."""
     auto = settings.automation
     content = ContentStore(content_path(settings.state_dir))
     feedback = FeedbackStore(feedback_path(settings.state_dir))
@@ -76,7 +79,10 @@ def build(
     stats_cache = StatsCache(feedback, auto.half_life_hours * 3600)
     recs = RecommendationCache(serving)
     decisions = DecisionLog(
-        settings.lake_dir, flush_seconds=auto.decision_flush_seconds, writer=decision_writer
+        settings.lake_dir,
+        flush_seconds=auto.decision_flush_seconds,
+        writer=decision_writer,
+        collect=collect_decisions,
     )
     log_decision = decisions.append
     if suppressed is not None:
@@ -96,24 +102,33 @@ def personalization(platform: Platform) -> Personalization:
     from kirana.serving.experiments import PersonalizeExperiments
 
     def make() -> Personalization:
-        writer = None
-        if platform.role == "replica":  # the first API process writes the decision log
-            channel = platform.channel
-            assert channel is not None
-
-            def writer(rows: pa.Table) -> None:
-                # no timeout: a timed-out call may still be applied, and a retry would log
-                # the batch twice (the first process may hold its writer for a compaction
-                # or an erasure); if that process goes, the call fails and rows stay queued
-                channel.call("decisions", rows, timeout=None)
-
+        spool = DecisionSpool(spool_dir(platform.settings.state_dir), SCHEMA)
         made = build(
             platform.settings,
             open_profile_store(platform.settings),
             platform.suppression,
-            decision_writer=writer,
+            decision_writer=spool.put,
+            collect_decisions=None if platform.role == "replica" else _collector(platform, spool),
         )
         made.service.assigner = PersonalizeExperiments(platform)  # server-side experiments
         return made
 
     return platform.service(SERVICE, make)
+
+
+def _collector(platform: Platform, spool: DecisionSpool) -> Callable[[], int]:
+    """The first API process's part of the decision log: have everything spooled appended,
+    by the consumer worker where there is one (a lower-priority process: no request waits
+    for the append), else here."""
+    here = table_writer(platform.settings.lake_dir)
+
+    def collect() -> int:
+        paths = spool.pending()
+        if not paths:
+            return 0
+        worker = platform.worker
+        if worker is not None and not worker.stopped:
+            return int(worker.call("decisions", paths, timeout=60))
+        return here.append_spooled(paths)  # no worker, or stopped for good: one writer still
+
+    return collect
