@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import socket
@@ -95,18 +94,12 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
 
     from kirana.api.app import create_app
     from kirana.api.http_protocol import CoalescingHttpToolsProtocol
+    from kirana.process.gc_tuning import tune_for_serving
 
     if sockets:
         platform.add_api_replicas(settings.api_processes - 1, sockets[1].getsockname())
     app = create_app(platform)
-    # What startup built (modules, routes, settings: ~100k objects) lives as long as the
-    # process; frozen, the collector's full passes stop re-visiting it on every request burst.
-    # Full passes every 100 middle-generation passes instead of every 10: each one visits every
-    # cached object (~50-130 ms here), and personalise caches churn; the requests themselves
-    # make almost no cyclic garbage (measured: 22 objects in 2,000 decisions).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(700, 10, 100)
+    tune_for_serving()  # no full GC passes over the caches (kirana.process.gc_tuning)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gc
 import logging
 import os
 import signal
@@ -44,6 +43,7 @@ import uvicorn
 from kirana.api.http_protocol import CoalescingHttpToolsProtocol
 from kirana.config import Settings
 from kirana.process.channel import Channel, ChannelClosed
+from kirana.process.gc_tuning import tune_for_serving
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,7 @@ def run_replica(
     server = _Server(config)
     if stopping.is_set():
         server.should_exit = True
-    gc.collect()  # as in the first process (kirana.cli.serve)
-    gc.freeze()
-    gc.set_threshold(700, 10, 100)
+    tune_for_serving(stopping)  # as in the first process (kirana.cli.serve)
     threading.Thread(target=_announce, args=(server, channel, platform), daemon=True).start()
     log.info("API process %d (pid %d) on %s:%d", index, os.getpid(), settings.host, settings.port)
     try:
