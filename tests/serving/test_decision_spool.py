@@ -9,32 +9,15 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from kirana.automation.ranking import Decision
-from kirana.serving.decision_log import SCHEMA, DecisionLog, LoggedRow, table_path, table_writer
+from kirana.serving.decision_log import SCHEMA, DecisionLog, table_path, table_writer
 from kirana.serving.decision_spool import DecisionSpool
-
-T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def row(i: int) -> LoggedRow:
-    decision = Decision(
-        decision_id=f"{i:016x}",
-        placement="home_feed",
-        user_id=f"u:user-{i}",
-        segment="all",
-        at=T0 + timedelta(seconds=i),
-        widgets=(),
-        candidates=(),
-        evicted=(),
-    )
-    return LoggedRow(decision, None, "thompson", ())
+from tests.serving.test_decision_log import row
 
 
 def batch(ids: range) -> pa.Table:

@@ -30,12 +30,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake.exceptions import TableNotFoundError
 
 from kirana.eventlog.protocol import EventLog, LogRecord
 from kirana.eventlog.records import EVENT
 from kirana.lake import events_table
+from kirana.lake.appends import append_with_retries
 from kirana.lake.dedupe import SeenIndex
 
 log = logging.getLogger(__name__)
@@ -160,20 +161,12 @@ class LakeLoader:
 
     def _append(self, rows: pa.Table, next_offset: int) -> None:
         properties = CommitProperties(app_transactions=[Transaction(APP_ID, next_offset)])
-        for attempt in range(5):
-            try:
-                write_deltalake(
-                    self.table_path,
-                    rows,
-                    mode="append",
-                    partition_by=events_table.PARTITION_BY,
-                    commit_properties=properties,
-                )
-                break
-            except CommitFailedError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * 2**attempt)
+        append_with_retries(
+            self.table_path,
+            rows,
+            partition_by=events_table.PARTITION_BY,
+            commit_properties=properties,
+        )
         self._commits_since_compact += 1
         self._last_write = time.monotonic()
         if self._commits_since_compact >= self._compact_every:

@@ -33,8 +33,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from kirana.lake.appends import append_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +139,9 @@ class DecisionTableWriter:
     def append_table(self, table: pa.Table, spooled: Sequence[str] = ()) -> None:
         """One commit of ``table`` (recording the ``spooled`` files it holds)."""
         properties = CommitProperties(custom_metadata={COMMITTED_FILES: list(spooled)})
-        for attempt in range(5):
-            try:
-                write_deltalake(
-                    self.path,
-                    table,
-                    mode="append",
-                    configuration=self.configuration,
-                    commit_properties=properties,
-                )
-                break
-            except CommitFailedError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * 2**attempt)
+        append_with_retries(
+            self.path, table, configuration=self.configuration, commit_properties=properties
+        )
         self._commits += 1
         if self._commits >= self.compact_every:
             self.compact()

@@ -1,0 +1,25 @@
+"""One Delta append, retried when another writer's commit got in first."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+
+def append_with_retries(path: Path, rows: pa.Table, attempts: int = 5, **options: Any) -> None:
+    """``write_deltalake(path, rows, mode="append", **options)``, tried ``attempts`` times
+    with a doubling back-off from 0.1 s: an append conflicts only with a concurrent change
+    of the table's metadata (compaction, an erasure's rewrite), which a retry outlives."""
+    for attempt in range(attempts):
+        try:
+            write_deltalake(path, rows, mode="append", **options)
+            return
+        except CommitFailedError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
