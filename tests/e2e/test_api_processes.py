@@ -221,6 +221,13 @@ def test_second_api_process_serves_relays_logs_and_forgets(tmp_path: Path) -> No
                 headers=writer,
             )
             assert r.status_code == 200
+        # the first process's flush has the worker append both processes' spooled batches
+        for _ in range(100):
+            log_status = first.get("/v1/status", headers=admin).json()["decision_log"]
+            if log_status["written"] >= 2 and log_status["spooled_files"] == 0:
+                break
+            time.sleep(0.1)
+        assert log_status["spooled_files"] == 0 and log_status["last_error"] is None, log_status
         again.close()
         first.close()
     finally:

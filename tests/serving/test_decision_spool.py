@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 
 from kirana.serving.decision_log import SCHEMA, DecisionLog, table_path, table_writer
-from kirana.serving.decision_spool import DecisionSpool
+from kirana.serving.decision_spool import DecisionSpool, backlog
 from tests.serving.test_decision_log import row
 
 
@@ -52,9 +52,10 @@ def test_every_process_batches_are_appended_once_and_deleted(tmp_path: Path) -> 
     writer = table_writer(tmp_path / "lake")
     paths = first.pending()
     assert paths == second.pending() and len(paths) == 3
+    assert backlog(tmp_path / "spool") == (3, sum(Path(p).stat().st_size for p in paths))
     assert writer.append_spooled(paths) == 9
     assert logged_ids(tmp_path / "lake") == ids(range(9))
-    assert first.pending() == []
+    assert first.pending() == [] and backlog(tmp_path / "spool") == (0, 0)
     # the same call again (a caller that timed out while it ran): nothing twice
     assert writer.append_spooled(paths) == 0
     assert logged_ids(tmp_path / "lake") == ids(range(9))

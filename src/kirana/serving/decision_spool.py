@@ -83,6 +83,18 @@ class DecisionSpool:
         )
 
 
+def backlog(directory: Path) -> tuple[int, int]:
+    """Spooled files not yet appended, and their bytes (all processes')."""
+    files = size = 0
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            size += path.stat().st_size
+        except FileNotFoundError:  # appended meanwhile
+            continue
+        files += 1
+    return files, size
+
+
 class DecisionTableWriter:
     """The decisions table's one writer: a batch, or every spooled file, per commit,
     compacted every ``compact_every`` commits."""

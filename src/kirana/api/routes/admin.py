@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from kirana.api.deps import AdminDep, PlatformDep, ViewerDep
+from kirana.runtime import Platform
 from kirana.store.protocol import AlreadyExists
 
 router = APIRouter(prefix="/v1", tags=["management"])
@@ -51,6 +52,18 @@ class ApiProcessStatus(BaseModel):
     last_error: str | None
 
 
+class DecisionLogStatus(BaseModel):
+    queued: int = Field(description="Decisions this process holds for its next flush.")
+    written: int = Field(description="Decisions this process has flushed since it started.")
+    dropped: int = Field(description="Decisions dropped: not encodable, or the queue was full.")
+    last_error: str | None = Field(description="The last failed flush or append, if any.")
+    spooled_files: int = Field(
+        description="Batches every API process has spooled that are not yet in the "
+        "`decisions` table (normally 0-2: they are appended once a second)."
+    )
+    spooled_bytes: int
+
+
 class Status(BaseModel):
     log_start: int
     log_end: int
@@ -60,6 +73,7 @@ class Status(BaseModel):
         description="The processes answering HTTP (kirana serve --api-processes): 0 is the "
         "first, which owns the event log; the others are restarted by it when they die."
     )
+    decision_log: DecisionLogStatus
 
 
 @router.get("/sources", response_model=list[SourcePublic])
@@ -121,4 +135,22 @@ def status(platform: PlatformDep, _: ViewerDep) -> Status:
             )
             for i, r in enumerate(platform.replicas, start=1)
         ],
+        decision_log=decision_log_status(platform),
+    )
+
+
+def decision_log_status(platform: Platform) -> DecisionLogStatus:
+    from kirana.serving.decision_spool import backlog, spool_dir
+    from kirana.serving.extension import SERVICE
+
+    running = platform.services.get(SERVICE)  # None until this process has personalised
+    log = running.decisions if running is not None else None
+    files, size = backlog(spool_dir(platform.settings.state_dir))
+    return DecisionLogStatus(
+        queued=log.queued if log else 0,
+        written=log.written if log else 0,
+        dropped=log.dropped if log else 0,
+        last_error=log.last_error if log else None,
+        spooled_files=files,
+        spooled_bytes=size,
     )
