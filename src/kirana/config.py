@@ -110,6 +110,9 @@ class AutomationSettings(BaseModel):
     """The API reloads content and statistics changes this often."""
     decision_flush_seconds: float = Field(1.0, gt=0, le=60)
     """Append logged decisions to the ``decisions`` table this often."""
+    decision_spool_max_mb: int = Field(1024, ge=1)
+    """Drop new decisions (counted in ``/v1/status``) while the API processes' spooled,
+    not yet appended batches hold this much: the appends have stopped."""
 
 
 class ReplicationSettings(BaseModel):

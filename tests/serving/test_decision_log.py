@@ -91,7 +91,11 @@ def quiet_log(tmp_path: Path):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(logged_rows(), min_size=1, max_size=12))
+@given(
+    rows=st.lists(
+        logged_rows(), min_size=1, max_size=12, unique_by=lambda r: r.decision.decision_id
+    )
+)  # decision ids are unique (random 64 bits): the checks below look rows up by them
 def test_rows_read_back_from_the_delta_table_as_they_were_logged(
     rows: list[LoggedRow], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

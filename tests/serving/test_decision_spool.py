@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 
 from kirana.serving.decision_log import SCHEMA, DecisionLog, table_path, table_writer
-from kirana.serving.decision_spool import DecisionSpool, backlog
+from kirana.serving.decision_spool import DecisionSpool, SpoolFull, backlog
 from tests.serving.test_decision_log import row
 
 
@@ -170,3 +170,46 @@ def test_spool_files_carry_only_the_decisions_schema(tmp_path: Path) -> None:
         range(2)
     )
     assert os.path.basename(path).endswith(".arrow")
+
+
+def test_a_full_spool_refuses_batches_until_they_are_appended(tmp_path: Path) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA, max_bytes=1, measure_seconds=0)
+    first = spool.put(batch(range(0, 3)))
+    with pytest.raises(SpoolFull, match="decision_spool_max_mb"):
+        spool.put(batch(range(3, 5)))
+    assert spool.pending() == [str(first)]  # nothing written for the refused batch
+    assert table_writer(tmp_path / "lake").append_spooled(spool.pending()) == 3
+    spool.put(batch(range(5, 6)))  # room again once appended
+    assert len(spool.pending()) == 1
+
+
+def test_another_process_files_count_towards_the_limit(tmp_path: Path) -> None:
+    other = DecisionSpool(tmp_path / "spool", SCHEMA)
+    other.put(batch(range(0, 20)))
+    size = backlog(tmp_path / "spool")[1]
+    ours = DecisionSpool(tmp_path / "spool", SCHEMA, max_bytes=size, measure_seconds=0)
+    with pytest.raises(SpoolFull):
+        ours.put(batch(range(20, 21)))
+    roomy = DecisionSpool(tmp_path / "spool", SCHEMA, max_bytes=size + 1, measure_seconds=0)
+    roomy.put(batch(range(20, 21)))
+
+
+def test_the_log_counts_refused_decisions_as_dropped_and_goes_on(tmp_path: Path) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA, max_bytes=1, measure_seconds=0)
+    log = DecisionLog(tmp_path / "lake", flush_seconds=3600, writer=spool.put)
+    try:
+        for i in range(4):
+            log.append(row(i))
+        assert log.flush() == 4
+        for i in range(4, 7):
+            log.append(row(i))
+        assert log.flush() == 0  # refused: dropped, not queued again
+        assert (log.written, log.dropped, log.queued) == (4, 3, 0)
+        assert log.last_error is not None and "decision_spool_max_mb" in log.last_error
+        table_writer(tmp_path / "lake").append_spooled(spool.pending())
+        log.append(row(7))
+        assert log.flush() == 1
+    finally:
+        log.close()
+    assert logged_ids(tmp_path / "lake") == ids(range(4))
+    assert backlog(tmp_path / "spool")[0] == 1  # row 7, spooled

@@ -32,7 +32,8 @@ clean shutdown flushes. The feedback path does not depend on this
 log (tracking tokens carry what the statistics need), so a lost decision costs one row of
 offline evaluation, never a wrong statistic. If the writer falls ``max_pending`` decisions
 behind (the disk is stuck), the oldest are dropped and counted rather than growing without
-bound.
+bound; a batch the spool refuses (it is full: nothing appends it) is dropped and counted
+at once.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import msgspec
 import pyarrow as pa
 
 from kirana.automation.ranking import Decision
-from kirana.serving.decision_spool import DecisionTableWriter
+from kirana.serving.decision_spool import DecisionTableWriter, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,11 @@ class DecisionLog:
         try:
             batches = [chunk.to_batch() for chunk in taken]
             self._writer(pa.Table.from_batches(batches, schema=SCHEMA))
+        except SpoolFull as full:  # retrying would only hold them in memory instead
+            self.dropped += count
+            self.last_error = str(full)
+            log.warning("decision log: %d decisions dropped: %s", count, full)
+            return 0
         except BaseException:  # back in front of what came since, in order
             with self._queue_lock:
                 self._chunks.extendleft(reversed(taken))

@@ -19,6 +19,13 @@ rows are committed. A file whose rows were committed by an append that died befo
 it is recognised by name (each commit records the files it took) and not appended twice.
 Spooled files outlive a crash of any process and are appended on the next flush; a clean
 shutdown appends everything.
+
+The spool is bounded: when the appends stop (the consumer worker cannot write the lake) it
+would grow by the decision rate's ~5 MB a second. Past ``max_bytes`` spooled by all
+processes, :meth:`DecisionSpool.put` refuses the batch (:class:`SpoolFull`); the decision log
+counts those decisions as dropped and reports why in ``/v1/status``. Decisions are offline
+evaluation's record, not user data, so dropping the newest beats filling the disk the event
+log and the lake share.
 """
 
 from __future__ import annotations
@@ -52,20 +59,38 @@ def spool_dir(state_dir: Path) -> Path:
     return state_dir / "decision-spool"
 
 
+class SpoolFull(Exception):
+    """The spool holds ``max_bytes`` already: the batch was not written (and is dropped)."""
+
+
 class DecisionSpool:
     """One process's end of the spool directory: writes its batches, lists everyone's."""
 
-    def __init__(self, directory: Path, schema: pa.Schema) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        schema: pa.Schema,
+        max_bytes: int | None = None,
+        measure_seconds: float = 5.0,
+    ) -> None:
         self.directory = directory
         self.schema = schema
+        #: refuse batches while every process's spooled files hold this many bytes
+        self.max_bytes = max_bytes
+        #: measure the spool (a directory listing) at most this often; between, count our own
+        self._measure_seconds = measure_seconds
+        self._measured_at = float("-inf")
+        self._spooled = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._sequence = itertools.count()
 
     def put(self, table: pa.Table) -> Path:
         """Write ``table`` as one Arrow file, whole or not at all (written under a
-        temporary name, then renamed): a reader never sees a partial file."""
+        temporary name, then renamed): a reader never sees a partial file. Raises
+        :class:`SpoolFull` (writing nothing) past ``max_bytes``."""
         if table.schema != self.schema:
             raise ValueError(f"spooled decisions must have the decisions schema: {table.schema}")
+        self._check_room()
         # names sort in the order the batches were made (per process exactly, across
         # processes to the clock's resolution): rows reach the table roughly in time order
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}"
@@ -74,7 +99,22 @@ class DecisionSpool:
             out.write_table(table)
         final = self.directory / f"{name}{SUFFIX}"
         os.replace(partial, final)
+        self._spooled += final.stat().st_size
         return final
+
+    def _check_room(self) -> None:
+        if self.max_bytes is None:
+            return
+        now = time.monotonic()
+        if now - self._measured_at >= self._measure_seconds:
+            self._spooled = backlog(self.directory)[1]
+            self._measured_at = now
+        if self._spooled >= self.max_bytes:
+            raise SpoolFull(
+                f"the decision spool {self.directory} holds {self._spooled:,} bytes, the limit "
+                f"is {self.max_bytes:,} (automation.decision_spool_max_mb): decisions are not "
+                "reaching the decisions table; see the consumer worker's log"
+            )
 
     def pending(self) -> list[str]:
         """Every complete spooled file, oldest first."""

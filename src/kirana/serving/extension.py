@@ -102,7 +102,11 @@ def personalization(platform: Platform) -> Personalization:
     from kirana.serving.experiments import PersonalizeExperiments
 
     def make() -> Personalization:
-        spool = DecisionSpool(spool_dir(platform.settings.state_dir), SCHEMA)
+        spool = DecisionSpool(
+            spool_dir(platform.settings.state_dir),
+            SCHEMA,
+            max_bytes=platform.settings.automation.decision_spool_max_mb * 1024 * 1024,
+        )
         made = build(
             platform.settings,
             open_profile_store(platform.settings),
