@@ -228,6 +228,7 @@ def test_second_api_process_serves_relays_logs_and_forgets(tmp_path: Path) -> No
                 break
             time.sleep(0.1)
         assert log_status["spooled_files"] == 0 and log_status["last_error"] is None, log_status
+        assert log_status["rejected_files"] == 0, log_status
         again.close()
         first.close()
     finally:

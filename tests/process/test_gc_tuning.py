@@ -46,3 +46,29 @@ def test_survivors_are_frozen_and_young_cycles_still_collected(monkeypatch) -> N
         gc.unfreeze()
         gc.set_threshold(*thresholds)
     assert not thread.is_alive()
+
+
+def test_a_young_cycle_is_collected_not_frozen_while_the_thread_runs(monkeypatch) -> None:
+    """Garbage made between two freezes is freed by the thread's young collection: a
+    freeze of it would keep it for good (a full ``gc.collect()`` skips frozen objects)."""
+    monkeypatch.setattr(gc_tuning, "FREEZE_EVERY_SECONDS", 0.02)
+    thresholds = gc.get_threshold()
+    stop = threading.Event()
+    thread = gc_tuning.tune_for_serving(stop)
+    try:
+
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        time.sleep(0.3)  # many freezes
+        gc.collect()
+        assert gone() is None
+    finally:
+        stop.set()
+        thread.join(5)
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

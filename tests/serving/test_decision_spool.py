@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +17,7 @@ import pytest
 from deltalake import DeltaTable
 
 from kirana.serving.decision_log import SCHEMA, DecisionLog, table_path, table_writer
-from kirana.serving.decision_spool import DecisionSpool, SpoolFull, backlog
+from kirana.serving.decision_spool import DecisionSpool, SpoolFull, backlog, rejected
 from tests.serving.test_decision_log import row
 
 
@@ -69,19 +70,130 @@ def test_a_partial_file_is_never_read(tmp_path: Path) -> None:
     assert spool.pending() == [str(written)]
 
 
-def test_a_batch_of_another_schema_is_refused_naming_the_file(tmp_path: Path) -> None:
-    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
-    with pytest.raises(ValueError, match="decisions schema"):
-        spool.put(pa.table({"decision_id": ["x"]}))
-    stray = tmp_path / "spool" / "00000000000000000001-1-000000.arrow"
+def write_foreign(path: Path) -> None:
+    """An Arrow file that is not a decisions batch (another version's, say)."""
     with (
-        pa.OSFile(str(stray), "wb") as sink,
+        pa.OSFile(str(path), "wb") as sink,
         pa.ipc.new_file(sink, pa.schema([("x", pa.int8())])) as out,
     ):
         out.write_table(pa.table({"x": pa.array([1], pa.int8())}))
-    with pytest.raises(ValueError, match=stray.name):
-        table_writer(tmp_path / "lake").append_spooled(spool.pending())
-    assert stray.exists()  # left for an operator to look at, not deleted unread
+
+
+def test_a_batch_of_another_schema_is_refused_by_put(tmp_path: Path) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
+    with pytest.raises(ValueError, match="decisions schema"):
+        spool.put(pa.table({"decision_id": ["x"]}))
+    assert spool.pending() == [] and list((tmp_path / "spool").iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["foreign schema", "cut short", "not arrow"])
+def test_a_file_that_is_not_a_batch_is_set_aside_and_the_rest_appended(
+    tmp_path: Path, damage: str
+) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
+    spool.put(batch(range(0, 2)))
+    bad = tmp_path / "spool" / "00000000000000000001-1-000000.arrow"  # sorts first
+    if damage == "foreign schema":
+        write_foreign(bad)
+    elif damage == "cut short":  # what a power loss can leave: the data not all on disk
+        whole = Path(spool.put(batch(range(9, 12))))
+        bad.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        whole.unlink()
+    else:
+        bad.write_bytes(b"half a file")
+    spool.put(batch(range(2, 5)))
+    paths = spool.pending()
+    assert paths[0] == str(bad) and len(paths) == 3
+    assert table_writer(tmp_path / "lake").append_spooled(paths) == 5
+    assert logged_ids(tmp_path / "lake") == ids(range(5))
+    assert spool.pending() == []
+    assert rejected(tmp_path / "spool") == 1  # kept for an operator to look at
+    assert (tmp_path / "spool" / "rejected" / bad.name).exists()
+
+
+def test_a_failed_compaction_appends_nothing_twice(tmp_path: Path, monkeypatch) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
+    writer = table_writer(tmp_path / "lake", compact_every=1)
+    attempts = []
+
+    def broken() -> None:
+        attempts.append(1)
+        raise OSError("disk full while compacting")
+
+    monkeypatch.setattr(writer, "compact", broken)
+    spool.put(batch(range(0, 3)))
+    assert writer.append_spooled(spool.pending()) == 3  # committed; compaction failed
+    assert attempts == [1] and spool.pending() == []
+    spool.put(batch(range(3, 5)))
+    assert writer.append_spooled(spool.pending()) == 2
+    assert attempts == [1, 1]  # tried again, still no rows twice
+    assert logged_ids(tmp_path / "lake") == ids(range(5))
+
+
+def test_a_call_while_an_append_runs_returns_at_once(tmp_path: Path) -> None:
+    """A caller that timed out calls again; its thread must not wait behind the first."""
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
+    spool.put(batch(range(0, 3)))
+    writer = table_writer(tmp_path / "lake")
+    with writer._lock:  # an append in progress
+        assert writer.append_spooled(spool.pending()) == 0
+    assert len(spool.pending()) == 1  # untouched: the next flush takes it
+    assert writer.append_spooled(spool.pending()) == 3
+
+
+def test_pending_in_bounded_steps_oldest_first(tmp_path: Path) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
+    paths = [str(spool.put(batch(range(i * 3, i * 3 + 3)))) for i in range(4)]
+    size = Path(paths[0]).stat().st_size
+    assert spool.pending(max_bytes=2 * size) == paths[:2]
+    assert spool.pending(max_bytes=1) == paths[:1]  # always at least one
+    assert spool.pending(max_bytes=10 * size) == paths
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    spool = DecisionSpool(tmp_path / "spool", SCHEMA)
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pa.ipc, "new_file", no_space)
+    with pytest.raises(OSError, match="No space"):
+        spool.put(batch(range(2)))
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_partials_of_dead_writers_are_removed_on_open(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    old = directory / ".00000000000000000001-1-000000.partial"
+    fresh = directory / ".00000000000000000002-2-000000.partial"
+    for partial in (old, fresh):
+        partial.write_bytes(b"half a file")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    DecisionSpool(directory, SCHEMA)
+    assert not old.exists()
+    assert fresh.exists()  # maybe another process's write in flight
+
+
+def test_the_spool_is_appended_even_when_this_process_cannot_write(tmp_path: Path) -> None:
+    """The first process's own batch failing (a full disk) must not hold up the others'."""
+    collected = []
+
+    def failing(table: pa.Table) -> None:
+        raise OSError(28, "No space left on device")
+
+    log = DecisionLog(
+        tmp_path, flush_seconds=3600, writer=failing, collect=lambda: collected.append(1)
+    )
+    try:
+        log.append(row(1))
+        with pytest.raises(OSError):
+            log.flush()
+        assert collected == [1] and log.queued == 1  # kept for the next flush
+    finally:
+        log._writer = lambda table: None
+        log.close()
 
 
 CRASH_AFTER_COMMIT = """

@@ -1,4 +1,5 @@
-"""One Delta append, retried when another writer's commit got in first."""
+"""Appending to a lake table: one append, retried when another writer's commit got in
+first, and the compaction every appended table needs now and then."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 
@@ -23,3 +24,14 @@ def append_with_retries(path: Path, rows: pa.Table, attempts: int = 5, **options
             if attempt == attempts - 1:
                 raise
             time.sleep(0.1 * 2**attempt)
+
+
+def compact_table(table: DeltaTable, vacuum_hours: float) -> dict[str, Any]:
+    """Merge small files, checkpoint, vacuum files older than ``vacuum_hours`` and drop
+    old log entries; returns the compaction's metrics. Many small appends (one a second)
+    make many small files, which every reader must open."""
+    metrics = table.optimize.compact()
+    table.create_checkpoint()
+    table.vacuum(retention_hours=vacuum_hours, dry_run=False, enforce_retention_duration=False)
+    table.cleanup_metadata()
+    return metrics

@@ -36,7 +36,7 @@ from deltalake.exceptions import TableNotFoundError
 from kirana.eventlog.protocol import EventLog, LogRecord
 from kirana.eventlog.records import EVENT
 from kirana.lake import events_table
-from kirana.lake.appends import append_with_retries
+from kirana.lake.appends import append_with_retries, compact_table
 from kirana.lake.dedupe import SeenIndex
 
 log = logging.getLogger(__name__)
@@ -188,12 +188,7 @@ class LakeLoader:
         table = self._table()
         if table is None:
             return {}
-        metrics = table.optimize.compact()
-        table.create_checkpoint()
-        table.vacuum(
-            retention_hours=self._vacuum_hours, dry_run=False, enforce_retention_duration=False
-        )
-        table.cleanup_metadata()
+        metrics = compact_table(table, self._vacuum_hours)
         self._commits_since_compact = 0
         log.info("lake loader: compacted events table: %s", metrics)
         return metrics

@@ -27,13 +27,13 @@ first process's flush is held) safe: a second writer's uncommitted file could be
 away under it. Without a ``writer`` the log appends to the table itself (tests, tools).
 
 The price: decisions made in the last ``flush_seconds`` before a hard crash of their API
-process (``kill -9``, power loss) are lost; spooled ones are appended after any crash; a
-clean shutdown flushes. The feedback path does not depend on this
-log (tracking tokens carry what the statistics need), so a lost decision costs one row of
-offline evaluation, never a wrong statistic. If the writer falls ``max_pending`` decisions
-behind (the disk is stuck), the oldest are dropped and counted rather than growing without
-bound; a batch the spool refuses (it is full: nothing appends it) is dropped and counted
-at once.
+process (``kill -9``, power loss) are lost; spooled ones are appended after any process
+crash (a power loss can cut one short: it is set aside); a clean shutdown flushes. The
+feedback path does not depend on this log (tracking tokens carry what the statistics
+need), so a lost decision costs one row of offline evaluation, never a wrong statistic. If
+the writer falls ``max_pending`` decisions behind (the disk is stuck), the oldest are
+dropped and counted rather than growing without bound; a batch the spool refuses (it is
+full: nothing appends it) is dropped and counted at once.
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ class DecisionLog:
         writer: Callable[[pa.Table], object] | None = None,
         collect: Callable[[], object] | None = None,
     ) -> None:
-        self.path = table_path(lake_dir)
         # None: append to the Delta table here; else where each flush's batch goes (a
         # spool, :mod:`kirana.serving.decision_spool`)
         self._writer = writer or table_writer(lake_dir, compact_every).append_table
@@ -171,10 +170,11 @@ class DecisionLog:
         """Write everything queued now, then have the spool appended (where this log
         collects one); returns how many decisions this log wrote."""
         with self._flush_lock:
-            count = self._write_queued()
-            if self._collect is not None:
-                self._collect()
-            return count
+            try:
+                return self._write_queued()
+            finally:  # the other processes' batches, even when ours could not be written
+                if self._collect is not None:
+                    self._collect()
 
     def _write_queued(self) -> int:
         with self._queue_lock:

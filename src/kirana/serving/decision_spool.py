@@ -15,10 +15,14 @@ when there is no worker — turns whatever is spooled into one commit a second.
 Only the first API process decides when a spool is appended (its decision log's flush, under
 the lock an erasure holds), so appends and an erasure's rewrite of the table never overlap,
 and an erasure appends everything spooled before it deletes. Files are deleted once their
-rows are committed. A file whose rows were committed by an append that died before deleting
-it is recognised by name (each commit records the files it took) and not appended twice.
-Spooled files outlive a crash of any process and are appended on the next flush; a clean
-shutdown appends everything.
+rows are committed, before any compaction (which may fail on its own). A file whose rows
+were committed by an append that died before deleting it is recognised by name (each commit
+records the files it took) and not appended twice. Spooled files outlive a crash of any
+process and are appended on the next flush; a clean shutdown appends everything. They are
+not fsync'd (decisions are offline evaluation's record, and the flush thread should not
+wait on the disk): after a power loss, a file the disk did not finish is unreadable, and
+like any file that is not a decisions batch it is moved to ``rejected/`` (logged, counted in
+``/v1/status``) rather than stopping every later append.
 
 The spool is bounded: when the appends stop (the consumer worker cannot write the lake) it
 would grow by the decision rate's ~5 MB a second. Past ``max_bytes`` spooled by all
@@ -36,23 +40,24 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from kirana.lake.appends import append_with_retries
+from kirana.lake.appends import append_with_retries, compact_table
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".arrow"
 #: the commit metadata key naming the spooled files a commit took
 COMMITTED_FILES = "kirana.decision_spool"
-
-#: hands spooled files (paths, oldest first) to the table's writer; returns rows appended
-Sink = Callable[[list[str]], int]
+#: where files that are not a readable decisions batch are moved, under the spool
+REJECTED = "rejected"
+#: a ``.partial`` file this old was left by a process that died writing it
+STALE_PARTIAL_SECONDS = 600
 
 
 def spool_dir(state_dir: Path) -> Path:
@@ -83,6 +88,16 @@ class DecisionSpool:
         self._spooled = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._sequence = itertools.count()
+        self._remove_stale_partials()
+
+    def _remove_stale_partials(self) -> None:
+        """Delete what processes that died mid-write left (never another's file in flight:
+        a batch takes milliseconds to write)."""
+        cutoff = time.time() - STALE_PARTIAL_SECONDS
+        for partial in self.directory.glob(".*.partial"):
+            with contextlib.suppress(FileNotFoundError):
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
 
     def put(self, table: pa.Table) -> Path:
         """Write ``table`` as one Arrow file, whole or not at all (written under a
@@ -95,8 +110,13 @@ class DecisionSpool:
         # processes to the clock's resolution): rows reach the table roughly in time order
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}"
         partial = self.directory / f".{name}.partial"
-        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, self.schema) as out:
-            out.write_table(table)
+        try:
+            with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, self.schema) as out:
+                out.write_table(table)
+        except BaseException:  # a full disk: leave nothing behind that nothing deletes
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise
         final = self.directory / f"{name}{SUFFIX}"
         os.replace(partial, final)
         self._spooled += final.stat().st_size
@@ -116,11 +136,27 @@ class DecisionSpool:
                 "reaching the decisions table; see the consumer worker's log"
             )
 
-    def pending(self) -> list[str]:
-        """Every complete spooled file, oldest first."""
-        return sorted(
-            str(path) for path in self.directory.glob(f"*{SUFFIX}") if path.name[0] != "."
-        )
+    def pending(self, max_bytes: int | None = None) -> list[str]:
+        """Every complete spooled file, oldest first; with ``max_bytes``, only the oldest
+        files up to that size (at least one), so a backlog is appended in bounded steps."""
+        paths = sorted(str(path) for path in self.directory.glob(f"*{SUFFIX}"))
+        if max_bytes is None:
+            return paths
+        taken, size = [], 0
+        for path in paths:
+            try:
+                size += os.stat(path).st_size
+            except FileNotFoundError:  # appended meanwhile
+                continue
+            if taken and size > max_bytes:
+                break
+            taken.append(path)
+        return taken
+
+
+def rejected(directory: Path) -> int:
+    """Files moved aside as not a readable decisions batch (an operator's to look at)."""
+    return sum(1 for _ in (directory / REJECTED).glob(f"*{SUFFIX}"))
 
 
 def backlog(directory: Path) -> tuple[int, int]:
@@ -159,44 +195,87 @@ class DecisionTableWriter:
     def append_spooled(self, paths: Sequence[str]) -> int:
         """Append the rows of ``paths`` (spooled files, oldest first) in one commit, then
         delete the files; returns the rows appended. Files already gone were appended by
-        an earlier call; files an earlier commit took are only deleted."""
-        with self._lock:
-            return self._append_spooled(paths)
+        an earlier call; files an earlier commit took are only deleted. Returns 0 at once
+        while an earlier call still runs (its caller timed out): the next flush comes soon,
+        and a caller's thread is not parked behind it."""
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            rows = self._append_spooled(paths)
+        except BaseException:
+            self._checked = False  # did the commit land? the next call reads the history
+            raise
+        finally:
+            self._lock.release()
+        self._maybe_compact()
+        return rows
 
     def _append_spooled(self, paths: Sequence[str]) -> int:
-        names = [Path(p).name for p in paths]
         done = set() if self._checked else self._committed_before()
         tables, taken = [], []
-        for path, name in zip(paths, names, strict=True):
+        for path in paths:
+            name = Path(path).name
             if name in done:
                 continue
-            try:
-                with pa.memory_map(path) as source:
-                    table = pa.ipc.open_file(source).read_all()
-            except FileNotFoundError:
-                continue
-            if table.schema != self.schema:
-                raise ValueError(f"{path}: not a decisions batch (schema {table.schema})")
-            tables.append(table)
-            taken.append(name)
+            table = self._read(Path(path))
+            if table is not None:
+                tables.append(table)
+                taken.append(name)
         rows = sum(t.num_rows for t in tables)
         if tables:
-            self.append_table(pa.concat_tables(tables), taken)
+            self._commit(pa.concat_tables(tables), taken)
         self._checked = True
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         return rows
 
-    def append_table(self, table: pa.Table, spooled: Sequence[str] = ()) -> None:
-        """One commit of ``table`` (recording the ``spooled`` files it holds)."""
+    def _read(self, path: Path) -> pa.Table | None:
+        """The batch in ``path``; None when it is gone, or not a readable decisions batch
+        (then moved to ``rejected/``: one such file must not stop every append)."""
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        except FileNotFoundError:
+            return None
+        except (pa.ArrowInvalid, OSError) as exc:
+            self._reject(path, f"unreadable ({exc})")
+            return None
+        if table.schema != self.schema:
+            self._reject(path, f"not the decisions schema ({table.schema})")
+            return None
+        return table
+
+    def _reject(self, path: Path, why: str) -> None:
+        aside = path.parent / REJECTED
+        aside.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, aside / path.name)
+            log.error("decision spool: %s is %s; moved to %s", path.name, why, aside)
+
+    def append_table(self, table: pa.Table) -> None:
+        """One commit of ``table`` (a batch not spooled: a log without a spool)."""
+        self._commit(table, ())
+        self._maybe_compact()
+
+    def _commit(self, table: pa.Table, spooled: Sequence[str]) -> None:
+        """One commit of ``table``, recording the ``spooled`` files it holds."""
         properties = CommitProperties(custom_metadata={COMMITTED_FILES: list(spooled)})
         append_with_retries(
             self.path, table, configuration=self.configuration, commit_properties=properties
         )
         self._commits += 1
-        if self._commits >= self.compact_every:
+
+    def _maybe_compact(self) -> None:
+        """Compact every ``compact_every`` commits. A failure is logged, not raised: the
+        rows are committed, and the next try comes ``compact_every`` commits later."""
+        if self._commits < self.compact_every:
+            return
+        self._commits = 0
+        try:
             self.compact()
+        except Exception:
+            log.exception("decision spool: compacting %s failed; will try again later", self.path)
 
     def _committed_before(self) -> set[str]:
         """Spooled files the table's latest commits took (an append that died before it
@@ -208,9 +287,5 @@ class DecisionTableWriter:
         return {name for commit in history for name in commit.get(COMMITTED_FILES) or ()}
 
     def compact(self) -> None:
-        table = DeltaTable(self.path)
-        table.optimize.compact()
-        table.create_checkpoint()
-        table.vacuum(retention_hours=168, dry_run=False, enforce_retention_duration=False)
-        table.cleanup_metadata()
+        compact_table(DeltaTable(self.path), vacuum_hours=168)
         self._commits = 0

@@ -120,6 +120,11 @@ def personalization(platform: Platform) -> Personalization:
     return platform.service(SERVICE, make)
 
 
+#: spooled bytes appended per flush at most: a backlog (after an outage) is caught up in
+#: commits of bounded memory and time, each well inside the worker call's timeout
+COLLECT_BYTES = 64 * 1024 * 1024
+
+
 def _collector(platform: Platform, spool: DecisionSpool) -> Callable[[], int]:
     """The first API process's part of the decision log: have everything spooled appended,
     by the consumer worker where there is one (a lower-priority process: no request waits
@@ -127,7 +132,7 @@ def _collector(platform: Platform, spool: DecisionSpool) -> Callable[[], int]:
     here = table_writer(platform.settings.lake_dir)
 
     def collect() -> int:
-        paths = spool.pending()
+        paths = spool.pending(max_bytes=COLLECT_BYTES)
         if not paths:
             return 0
         worker = platform.worker

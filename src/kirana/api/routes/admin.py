@@ -62,6 +62,10 @@ class DecisionLogStatus(BaseModel):
         "`decisions` table (normally 0-2: they are appended once a second)."
     )
     spooled_bytes: int
+    rejected_files: int = Field(
+        description="Spooled files that were not a readable decisions batch (cut short by "
+        "a power loss, or from another version), moved to `decision-spool/rejected/`."
+    )
 
 
 class Status(BaseModel):
@@ -140,12 +144,13 @@ def status(platform: PlatformDep, _: ViewerDep) -> Status:
 
 
 def decision_log_status(platform: Platform) -> DecisionLogStatus:
-    from kirana.serving.decision_spool import backlog, spool_dir
+    from kirana.serving.decision_spool import backlog, rejected, spool_dir
     from kirana.serving.extension import SERVICE
 
     running = platform.services.get(SERVICE)  # None until this process has personalised
     log = running.decisions if running is not None else None
-    files, size = backlog(spool_dir(platform.settings.state_dir))
+    spool = spool_dir(platform.settings.state_dir)
+    files, size = backlog(spool)
     return DecisionLogStatus(
         queued=log.queued if log else 0,
         written=log.written if log else 0,
@@ -153,4 +158,5 @@ def decision_log_status(platform: Platform) -> DecisionLogStatus:
         last_error=log.last_error if log else None,
         spooled_files=files,
         spooled_bytes=size,
+        rejected_files=rejected(spool),
     )
