@@ -12,10 +12,8 @@ the producer queues nothing twice. Delivered records keep their status row for
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from kirana.destinations.config import DestinationConfig
 from kirana.destinations.ordering import Candidate
 from kirana.destinations.records import OutboundRecord
 from kirana.destinations.store_status import QueueInspection
-from kirana.store.sqlite import connect
+from kirana.store.sqlite_connections import ThreadConnections, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS destinations (
@@ -85,6 +83,18 @@ def store_path(state_dir: Path) -> Path:
 _decode = msgspec.json.Decoder().decode
 
 
+def _open(path: Path) -> sqlite3.Connection:
+    conn = connect(path)
+    conn.execute("PRAGMA secure_delete=OFF")
+    # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt.
+    # Every writer commits its producer's position with its effects, so a lost
+    # commit is redone from the (fsync'd) event log or the previous snapshot,
+    # and a lost "delivered" mark only means one more delivery of that record
+    # under the same idempotency key.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
 class DeliveryStore(QueueInspection):
     """SQLite-backed state for destinations and syncs (one connection per thread)."""
 
@@ -92,56 +102,15 @@ class DeliveryStore(QueueInspection):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keep_delivered = keep_delivered
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, _open)
+        #: this thread's connection
+        self.conn = self._connections.get
+        #: one write transaction (nested calls join the outer one)
+        self.transaction = self._connections.transaction
         self.conn().executescript(SCHEMA)
 
-    def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            conn.execute("PRAGMA secure_delete=OFF")
-            # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt.
-            # Every writer commits its producer's position with its effects, so a lost
-            # commit is redone from the (fsync'd) event log or the previous snapshot,
-            # and a lost "delivered" mark only means one more delivery of that record
-            # under the same idempotency key.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            self._local.depth = 0
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (nested calls join the outer one)."""
-        conn = self.conn()
-        if self._local.depth:
-            self._local.depth += 1
-            try:
-                yield conn
-            finally:
-                self._local.depth -= 1
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._local.depth = 0
-        conn.execute("COMMIT")
-
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     # -- destinations -----------------------------------------------------------
 

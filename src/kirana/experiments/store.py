@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+from kirana.store.sqlite_connections import ThreadConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS definitions (
@@ -79,25 +80,12 @@ class ExperimentStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(path)
         self._db.executescript(SCHEMA)
 
     @property
     def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._connections.get()
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -106,14 +94,8 @@ class ExperimentStore:
         Read-validate-write sequences (e.g. "no running experiment overlaps this namespace")
         run inside it, so two processes cannot both pass the check and both write.
         """
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._connections.transaction():
             yield
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     # -- definitions ----------------------------------------------------------------
 
@@ -227,8 +209,4 @@ class ExperimentStore:
         return {r[0]: int(r[1]) for r in rows}
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()

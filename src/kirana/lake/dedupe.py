@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
-from kirana.store.sqlite import connect
+from kirana.store.sqlite_connections import connect
 
 _LOOKUP_CHUNK = 500
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kirana.replication.specs import FilesConfig, MySQLConfig, PostgresConfig, parse_source_config
+from kirana.store.sqlite_connections import ThreadConnections
 
 AnyConfig = PostgresConfig | MySQLConfig | FilesConfig
 
@@ -97,34 +96,13 @@ class ReplicationState:
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "replication.sqlite"
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path)
+        self._conn = self._connections.get
+        self._tx = self._connections.transaction
         self._conn().executescript(SCHEMA)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._connections.close()
 
     # -- definitions ----------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """SQLite (WAL) implementation of the operational store: the embedded default.
 
-One connection per thread (SQLite connections must not be shared across
-threads mid-transaction); WAL mode lets the API read while consumers write.
+One connection per thread (:mod:`kirana.store.sqlite_connections`: SQLite connections
+must not be shared across threads mid-transaction); WAL mode lets the API read while
+consumers write.
 Token secrets are stored only as SHA-256 hashes: a leaked database does not
 leak working tokens.
 """
@@ -11,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from kirana.store.protocol import (
     Source,
     Token,
 )
+from kirana.store.sqlite_connections import ThreadConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -68,46 +68,16 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open a SQLite database the way every Kirana component wants it."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA secure_delete=ON")
-    return conn
-
-
 class SQLiteStore:
     """:class:`kirana.store.protocol.OperationalStore` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path)
+        self._conn = self._connections.get
+        self._tx = self._connections.transaction
         self._conn().executescript(SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- sources --------------------------------------------------------------
 
@@ -265,8 +235,4 @@ class SQLiteStore:
             )
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
