@@ -108,9 +108,11 @@ def _metrics(count: int) -> list[dict]:
     return out[:count]
 
 
-def _generate(lake: Path, users: int) -> int:
+def _generate(lake: Path, users: int, signed_in_later: float = 0.0) -> int:
     """Generate the events with DuckDB and append them to a Delta table, a million users at a
-    time (bounded memory, progress on stderr; no Python rows)."""
+    time (bounded memory, progress on stderr; no Python rows). A ``signed_in_later`` share of
+    the users is exposed under an anonymous id and signs in an hour later (a ``Signed In``
+    event with both ids): the analysis must join them to their orders."""
     import duckdb
     from deltalake import DeltaTable, write_deltalake
 
@@ -126,7 +128,8 @@ def _generate(lake: Path, users: int) -> int:
                    TIMESTAMPTZ '{START.isoformat()}'
                      + to_microseconds(CAST(u(i, 'start') * {span_us} AS BIGINT)) AS t0,
                    CASE WHEN u(i, 'arm') < 0.5 THEN 'control' ELSE 'treatment' END AS v,
-                   CASE WHEN u(i, 'os') < 0.5 THEN 'ios' ELSE 'android' END AS os
+                   CASE WHEN u(i, 'os') < 0.5 THEN 'ios' ELSE 'android' END AS os,
+                   u(i, 'anonymous') < $signed_in_later AS anonymous
             FROM range($lo, $hi) t(i)
           ),
           spec AS (
@@ -142,11 +145,16 @@ def _generate(lake: Path, users: int) -> int:
                                          AND spec.event = 'Order Completed'
                                          THEN 0.0075 ELSE 0 END)) AS BIGINT))) AS t(k)
           )
-          SELECT 'Experiment Viewed' AS event, uid AS user_id, NULL::VARCHAR AS anonymous_id,
+          SELECT 'Experiment Viewed' AS event,
+                 CASE WHEN anonymous THEN NULL ELSE uid END AS user_id,
+                 CASE WHEN anonymous THEN 'a' || i END AS anonymous_id,
                  t0 AS timestamp,
                  '{{"experiment_id":"bench","variation_id":"' || v || '"}}' AS properties,
                  '{{"device":{{"type":"' || os || '"}}}}' AS context
           FROM users
+          UNION ALL
+          SELECT 'Signed In', uid, 'a' || i, t0 + INTERVAL 1 HOUR, '{{}}', '{{}}'
+          FROM users WHERE anonymous
           UNION ALL
           SELECT event, uid, NULL, t0 + to_microseconds(CAST((r * 12 - 4) * 86400e6 AS BIGINT)),
                  CASE event
@@ -160,14 +168,15 @@ def _generate(lake: Path, users: int) -> int:
     chunk = 1_000_000
     for lo in range(0, users, chunk):
         hi = min(users, lo + chunk)
-        batch = conn.execute(query, {"lo": lo, "hi": hi}).to_arrow_table()
+        params = {"lo": lo, "hi": hi, "signed_in_later": signed_in_later}
+        batch = conn.execute(query, params).to_arrow_table()
         write_deltalake(str(table), batch, mode="append")
         print(f"generated users {hi:,}/{users:,}", file=sys.stderr, flush=True)
     conn.close()
     return int(DeltaTable(str(table)).to_pyarrow_dataset().count_rows())
 
 
-def single_analysis(users: int, metrics: int) -> dict:
+def single_analysis(users: int, metrics: int, signed_in_later: float = 0.0) -> dict:
     from kirana.experiments.metric_sql import query_sufficient_stats
     from kirana.experiments.reports import build_report
     from kirana.experiments.service import ExperimentService
@@ -177,7 +186,7 @@ def single_analysis(users: int, metrics: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="kirana-bench-exp-"))
     try:
         t0 = time.perf_counter()
-        rows = _generate(work / "lake", users)
+        rows = _generate(work / "lake", users, signed_in_later)
         generate_s = time.perf_counter() - t0
         service = ExperimentService(ExperimentStore(work / "experiments.sqlite"))
         definitions = _metrics(metrics)
@@ -231,6 +240,7 @@ def single_analysis(users: int, metrics: int) -> dict:
         return {
             "users": users,
             "metrics": metrics,
+            "signed_in_later": signed_in_later,
             "event_rows": rows,
             "generate_s": round(generate_s, 1),
             "scan_s": round(scan_s, 2),
@@ -375,17 +385,27 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0, help="per assignment phase")
     parser.add_argument("--threads", type=int, default=8, help="API client threads")
+    parser.add_argument(
+        "--signed-in-later",
+        type=float,
+        default=0.0,
+        help="share of users exposed anonymously who sign in an hour later",
+    )
     parser.add_argument("--skip-analysis", action="store_true")
     parser.add_argument("--skip-assignment", action="store_true")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
-        print(json.dumps(single_analysis(args.users[0], args.metrics)), flush=True)
+        print(
+            json.dumps(single_analysis(args.users[0], args.metrics, args.signed_in_later)),
+            flush=True,
+        )
         return
     machine = {"cpus": os.cpu_count(), "date": datetime.now(UTC).date().isoformat()}
     print(json.dumps({"machine": machine}), flush=True)
     if not args.skip_analysis:
-        run_each_size(__file__, "--users", args.users, ["--metrics", str(args.metrics)])
+        extra = ["--metrics", str(args.metrics), "--signed-in-later", str(args.signed_in_later)]
+        run_each_size(__file__, "--users", args.users, extra)
     if not args.skip_assignment:
         print(json.dumps({"in_process": assignment_in_process(args.seconds)}), flush=True)
         print(json.dumps({"api": assignment_api(args.seconds, args.threads)}), flush=True)

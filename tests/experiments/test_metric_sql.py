@@ -1,6 +1,7 @@
 """The metric SQL against a plain-Python oracle on generated events: windows after first
 exposure, pre-exposure values, property fallbacks, filters, absolute and percentile caps,
-ratio denominators, units seen in two variations, and the returning-user flag."""
+ratio denominators, units seen in two variations, the returning-user flag, and visitors
+exposed anonymously who sign in (before or after exposure, on a shared device too)."""
 
 from __future__ import annotations
 
@@ -80,11 +81,21 @@ def _generate(seed: int, n_users: int) -> tuple[list[tuple], dict]:
         unit = f"u{u}"
         first = START + timedelta(hours=float(rng.uniform(0, 120)))
         variation = "a" if rng.random() < 0.5 else "b"
+        exposed_as: tuple[str | None, str | None] = (unit, None)
+        if rng.random() < 0.3:  # exposed before signing in: only the anonymous id is known
+            device = f"device-{u}"
+            exposed_as = (None, device)
+            # signs in before, after, or (then only the device is the unit) after the end
+            signed_in = first + timedelta(hours=float(rng.uniform(-48, 24 * 7)))
+            rows.append(("Signed In", unit, device, signed_in, "{}", "{}"))
+            if rng.random() < 0.2:  # a shared device: the first user seen with it counts
+                other = f"u{(u + 1) % n_users}"
+                later = signed_in + timedelta(hours=float(rng.uniform(-72, 72)))
+                rows.append(("Signed In", other, device, later, "{}", "{}"))
         rows.append(
             (
                 "Experiment Viewed",
-                unit,
-                None,
+                *exposed_as,
                 first,
                 json.dumps({"experiment_id": "x", "variation_id": variation}),
                 json.dumps({"device": {"type": "ios" if u % 2 else "android"}}),
@@ -149,11 +160,19 @@ def rev(p: dict, paths: tuple[str, ...] = ("revenue", "total")) -> float:
 
 def _oracle(rows: list[tuple]) -> dict:
     """Per (variation, returning) sums computed the obvious way, one user at a time."""
+    signed_in: dict[str, tuple] = {}  # anonymous id -> (first time, user id) seen together
+    for _, uid, aid, ts, _, _ in rows:
+        if uid and aid and ts < END:
+            signed_in[aid] = min(signed_in.get(aid, (ts, uid)), (ts, uid))
+
+    def unit_of(uid: str | None, aid: str | None) -> str | None:
+        return uid or (signed_in[aid][1] if aid in signed_in else aid)
+
     exposures: dict[str, list] = {}
     for event, uid, aid, ts, props, _ in rows:
         p = json.loads(props)
         if event == "Experiment Viewed" and p["experiment_id"] == "x" and START <= ts < END:
-            exposures.setdefault(uid or aid, []).append((ts, p["variation_id"]))
+            exposures.setdefault(unit_of(uid, aid), []).append((ts, p["variation_id"]))
     units = {
         u: (min(v)[0], min(v)[1]) for u, v in exposures.items() if len({var for _, var in v}) == 1
     }
@@ -162,7 +181,7 @@ def _oracle(rows: list[tuple]) -> dict:
         mine = [
             (e, ts, json.loads(props))
             for e, uid, aid, ts, props, _ in rows
-            if (uid or aid) == unit and e != "Experiment Viewed" and ts < END
+            if unit_of(uid, aid) == unit and e != "Experiment Viewed" and ts < END
         ]
 
         def window(hours: float, pre: bool = False, mine=mine, first=first) -> list:

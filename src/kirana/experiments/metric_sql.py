@@ -2,10 +2,13 @@
 
 The query never brings per-user rows into Python. It
 
-1. finds each unit's first ``Experiment Viewed`` of the experiment (the unit is
-   ``coalesce(user_id, anonymous_id)``; units seen in more than one variation are counted and
-   left out), with its platform (``context.device.type``, else ``context.os.name``) and whether
-   they are *returning* (any event in the 30 days before first exposure);
+1. finds each unit's first ``Experiment Viewed`` of the experiment (the unit is the user id;
+   an event without one belongs to the user its anonymous id was first seen with on any
+   event that carries both, before the analysis end, else to the anonymous id: a visitor
+   exposed before logging in is one unit with the orders they place after; units seen in
+   more than one variation are counted and left out), with its platform
+   (``context.device.type``, else ``context.os.name``) and whether they are *returning* (any
+   event in the 30 days before first exposure);
 2. joins the units' events in ``[first exposure - lookback, first exposure + window)`` once and
    reduces them per unit to every metric's value after exposure (within the metric's window
    and before the analysis end) and before it (the CUPED covariate, over ``lookback_days``);
@@ -198,28 +201,38 @@ def sufficient_stats_sql(metrics: Sequence[Metric], lookback_days: float) -> str
     )
     history_us = f"greatest($lookback_us, {RETURNING_DAYS * 86_400_000_000})"
     return f"""
-WITH exposed AS MATERIALIZED (
-    SELECT coalesce(user_id, anonymous_id) AS unit,
+WITH identified AS MATERIALIZED (
+    SELECT anonymous_id, arg_min(user_id, timestamp) AS user_id
+    FROM events
+    WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND timestamp < $end
+    GROUP BY 1
+),
+keyed AS NOT MATERIALIZED (
+    SELECT coalesce(e.user_id, i.user_id, e.anonymous_id) AS unit,
+           e.event, e.timestamp, e.properties, e.context
+    FROM events e LEFT JOIN identified i ON e.user_id IS NULL AND i.anonymous_id = e.anonymous_id
+),
+exposed AS MATERIALIZED (
+    SELECT unit,
            min(timestamp) AS first_at,
            arg_min(json_extract_string(properties, '$.variation_id'), timestamp) AS variation,
            count(DISTINCT json_extract_string(properties, '$.variation_id')) AS variations,
            arg_min({platform}, timestamp) AS platform
-    FROM events
+    FROM keyed
     WHERE event = {_lit(EXPOSURE_EVENT)}
       AND json_extract_string(properties, '$.experiment_id') = $experiment
       AND timestamp >= $start AND timestamp < $end
-      AND coalesce(user_id, anonymous_id) IS NOT NULL
+      AND unit IS NOT NULL
     GROUP BY 1
 ),
 units AS (SELECT * FROM exposed WHERE variations = 1),
 facts AS (
-    SELECT coalesce(e.user_id, e.anonymous_id) AS unit, e.event, {pv} AS pv,
-           e.timestamp AS ts
-    FROM events e
+    SELECT e.unit, e.event, {pv} AS pv, e.timestamp AS ts
+    FROM keyed e
     WHERE e.timestamp >= $start - to_microseconds({history_us})
       AND e.timestamp < $end
       AND e.event <> {_lit(EXPOSURE_EVENT)}
-      AND coalesce(e.user_id, e.anonymous_id) IN (SELECT unit FROM units)
+      AND e.unit IN (SELECT unit FROM units)
 ),
 per_unit AS MATERIALIZED (
     SELECT u.unit, any_value(u.variation) AS variation,
