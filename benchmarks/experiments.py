@@ -112,7 +112,8 @@ def _generate(lake: Path, users: int, signed_in_later: float = 0.0) -> int:
     """Generate the events with DuckDB and append them to a Delta table, a million users at a
     time (bounded memory, progress on stderr; no Python rows). A ``signed_in_later`` share of
     the users is exposed under an anonymous id and signs in an hour later (a ``Signed In``
-    event with both ids): the analysis must join them to their orders."""
+    event with both ids); their other events carry both ids, as Segment's libraries send
+    them: the analysis must join them to their orders."""
     import duckdb
     from deltalake import DeltaTable, write_deltalake
 
@@ -156,7 +157,8 @@ def _generate(lake: Path, users: int, signed_in_later: float = 0.0) -> int:
           SELECT 'Signed In', uid, 'a' || i, t0 + INTERVAL 1 HOUR, '{{}}', '{{}}'
           FROM users WHERE anonymous
           UNION ALL
-          SELECT event, uid, NULL, t0 + to_microseconds(CAST((r * 12 - 4) * 86400e6 AS BIGINT)),
+          SELECT event, uid, CASE WHEN anonymous THEN 'a' || i END,
+                 t0 + to_microseconds(CAST((r * 12 - 4) * 86400e6 AS BIGINT)),
                  CASE event
                    WHEN 'Order Completed' THEN '{{"revenue":' || round(10 + 90 * r * r, 2)
                         || ',"items":' || (1 + k + CAST(r * 8 AS INT)) || '}}'

@@ -92,6 +92,16 @@ def _generate(seed: int, n_users: int) -> tuple[list[tuple], dict]:
                 other = f"u{(u + 1) % n_users}"
                 later = signed_in + timedelta(hours=float(rng.uniform(-72, 72)))
                 rows.append(("Signed In", other, device, later, "{}", "{}"))
+            # signed out before and after exposure: browsing, and now and then an order
+            for _ in range(int(rng.poisson(1.5))):
+                at = first + timedelta(hours=float(rng.uniform(-24 * 9, 24 * 4)))
+                if rng.random() < 0.7:
+                    channel = "web" if rng.random() < 0.5 else "app"
+                    props = {"channel": channel}
+                    rows.append(("Product Viewed", None, device, at, json.dumps(props), "{}"))
+                else:
+                    props = {"revenue": round(float(rng.exponential(25)), 2)}
+                    rows.append(("Order Completed", None, device, at, json.dumps(props), "{}"))
         rows.append(
             (
                 "Experiment Viewed",

@@ -79,3 +79,40 @@ def test_close_closes_every_thread_connection(connections) -> None:
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             conn.execute("SELECT 1")
     assert connections.get().execute("SELECT count(*) FROM t").fetchone() == (0,)  # reopens
+
+
+def test_the_connection_of_a_thread_that_ended_is_closed_by_the_next_one(connections) -> None:
+    """Servers start and end worker threads all day: their connections must not pile up."""
+
+    def open_one(into: list[sqlite3.Connection]) -> None:
+        into.append(connections.get())
+
+    ended: list[sqlite3.Connection] = []
+    first = threading.Thread(target=open_one, args=(ended,))
+    first.start()
+    first.join()
+    ended[0].execute("SELECT 1")  # still open: nothing new was opened since
+    later: list[sqlite3.Connection] = []
+    second = threading.Thread(target=open_one, args=(later,))
+    second.start()
+    second.join()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        ended[0].execute("SELECT 1")
+    assert count(connections) == 0  # ours (a live thread's) is untouched
+
+
+def test_a_failed_commit_is_rolled_back_and_the_thread_can_write_again(connections) -> None:
+    conn = connections.get()
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    conn.execute(
+        "CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError), connections.transaction() as tx:
+        tx.execute("INSERT INTO t VALUES (1)")
+        tx.execute("INSERT INTO child VALUES (42)")  # checked only at COMMIT
+    assert not conn.in_transaction
+    assert count(connections) == 0
+    with connections.transaction() as tx:
+        tx.execute("INSERT INTO t VALUES (2)")
+    assert count(connections) == 1

@@ -202,15 +202,22 @@ def sufficient_stats_sql(metrics: Sequence[Metric], lookback_days: float) -> str
     history_us = f"greatest($lookback_us, {RETURNING_DAYS * 86_400_000_000})"
     return f"""
 WITH identified AS MATERIALIZED (
-    SELECT anonymous_id, arg_min(user_id, timestamp) AS user_id
+    -- the anonymous ids of the analysed period's signed-out events, each with the first user
+    -- it was seen with (ties: the smallest id); Segment's libraries send the anonymous id
+    -- with every signed-in event, so without the semi-join this groups most of history
+    SELECT anonymous_id, arg_min(user_id, (timestamp, user_id)) AS user_id
     FROM events
     WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND timestamp < $end
+      AND anonymous_id IN (
+          SELECT anonymous_id FROM events
+          WHERE user_id IS NULL AND anonymous_id IS NOT NULL
+            AND timestamp >= $start - to_microseconds({history_us}) AND timestamp < $end)
     GROUP BY 1
 ),
 keyed AS NOT MATERIALIZED (
     SELECT coalesce(e.user_id, i.user_id, e.anonymous_id) AS unit,
            e.event, e.timestamp, e.properties, e.context
-    FROM events e LEFT JOIN identified i ON e.user_id IS NULL AND i.anonymous_id = e.anonymous_id
+    FROM events e LEFT JOIN identified i ON i.anonymous_id = e.anonymous_id
 ),
 exposed AS MATERIALIZED (
     SELECT unit,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +31,16 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class ThreadConnections:
-    """One connection to ``path`` per thread, opened by ``opener`` on first use."""
+    """One connection to ``path`` per thread, opened by ``opener`` on first use. A thread
+    that has ended leaves its connection behind (a thread-local's value outlives nothing
+    here: the list of all connections holds it), so each new connection first closes those
+    of threads that are gone: servers start and end worker threads all day."""
 
     def __init__(self, path: Path, opener: Callable[[Path], sqlite3.Connection] = connect) -> None:
         self.path = path
         self._opener = opener
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._lock = threading.Lock()
 
     def get(self) -> sqlite3.Connection:
@@ -47,8 +51,19 @@ class ThreadConnections:
             self._local.conn = conn
             self._local.depth = 0
             with self._lock:
-                self._all.append(conn)
+                self._close_orphans()
+                self._all.append((weakref.ref(threading.current_thread()), conn))
         return conn
+
+    def _close_orphans(self) -> None:
+        alive = []
+        for thread, conn in self._all:
+            owner = thread()
+            if owner is not None and owner.is_alive():
+                alive.append((thread, conn))
+            else:
+                conn.close()
+        self._all = alive
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -66,17 +81,19 @@ class ThreadConnections:
         self._local.depth = 1
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk); a failed COMMIT has not
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         finally:
             self._local.depth = 0
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every thread's connection (a thread that calls again gets a new one)."""
         with self._lock:
-            for conn in self._all:
+            for _, conn in self._all:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
