@@ -31,10 +31,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class ThreadConnections:
-    """One connection to ``path`` per thread, opened by ``opener`` on first use. A thread
-    that has ended leaves its connection behind (a thread-local's value outlives nothing
-    here: the list of all connections holds it), so each new connection first closes those
-    of threads that are gone: servers start and end worker threads all day."""
+    """One connection to ``path`` per thread, opened by ``opener`` on first use. The list
+    that lets :meth:`close` reach every connection also keeps those of threads that have
+    ended, so each new connection first closes those: servers start and end worker threads
+    all day."""
 
     def __init__(self, path: Path, opener: Callable[[Path], sqlite3.Connection] = connect) -> None:
         self.path = path
