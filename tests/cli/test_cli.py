@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -126,3 +129,28 @@ def test_sql_error_names_the_lake_tables(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sql", "SELECT * FROM nope", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "lake tables: events" in result.output
+
+
+_EMPTY_DATA_DIR = tempfile.mkdtemp(prefix="kirana-sql-")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
+        min_size=1,
+        max_size=12,
+    ).filter(lambda s: s.strip() == s and s.strip())
+)
+def test_sql_table_prints_values_verbatim(text: str) -> None:
+    """Values are data, never markup: `[ab]`, `[bold]x[/]`, `:smile:` print as they are."""
+    data_dir = _EMPTY_DATA_DIR
+    literal = text.replace("'", "''")
+    result = runner.invoke(
+        app,
+        ["sql", f"SELECT '{literal}' AS v, '[' || '{literal}' || ']' AS w", "--max-rows", "5"],
+        env={"COLUMNS": "400", "KIRANA_DATA_DIR": data_dir},
+    )
+    assert result.exit_code == 0, result.output
+    assert text in result.output
+    assert f"[{text}]" in result.output

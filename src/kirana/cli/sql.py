@@ -53,11 +53,13 @@ def sql(
         writer.writerows(rows)
     else:
         from rich.console import Console
-        from rich.table import Table
+        from rich.table import Column, Table
+        from rich.text import Text
 
-        table = Table(*columns)
+        # Text cells, not strings: rich reads strings as markup (`[ab]` would vanish).
+        table = Table(*(Column(Text(c)) for c in columns))
         for row in rows[:max_rows]:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
+            table.add_row(*(Text("NULL" if v is None else str(v)) for v in row))
         console = Console()
         console.print(table)
         if len(rows) > max_rows:
