@@ -209,6 +209,10 @@ class Platform:
         platform = cls(
             settings, store, event_log, collector, profile_reader, suppression, role, channel
         )
+        from kirana.redaction import install_log_scrubbing, remember, secrets_in
+
+        install_log_scrubbing()  # no log line shows a credential, whoever writes it
+        remember(secrets_in(f"{settings.warehouse.dsn} {settings.profiles.postgres_dsn}"))
         if role == "api":
             from kirana.process.supervisor import WorkerSupervisor
 
@@ -318,7 +322,9 @@ class Platform:
                 job.runs += 1
                 job.last_error = None
             except Exception as exc:  # the next period retries
-                job.last_error = f"{type(exc).__name__}: {exc}"
+                from kirana.redaction import remembered, scrub
+
+                job.last_error = scrub(f"{type(exc).__name__}: {exc}", remembered())
                 log.exception("scheduled job %s failed", job.name)
 
     def _housekeeping(self, every: float = 60.0) -> None:

@@ -188,8 +188,12 @@ def sync(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except Exception as exc:
+        from kirana.redaction import scrub
+        from kirana.replication.specs import secret_values
+
+        message = scrub(f"{type(exc).__name__}: {exc}", secret_values(config))
         raise fail(
-            f"{type(exc).__name__}: {exc}\n(see `kirana sources status {name}`; "
+            f"{message}\n(see `kirana sources status {name}`; "
             "the next sync resumes from the last committed position)"
         ) from exc
     typer.echo(

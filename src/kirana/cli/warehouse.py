@@ -69,5 +69,7 @@ def export(
             on_table=progress,
         )
     except ExportError as exc:
-        raise fail(str(exc)) from exc
+        from kirana.redaction import scrub, secrets_in
+
+        raise fail(scrub(str(exc), secrets_in(target)) or "") from exc
     typer.echo(json.dumps(reports))

@@ -8,6 +8,7 @@ import time
 from typing import Protocol
 
 from kirana.eventlog.protocol import EventLog, LogRecord
+from kirana.redaction import remembered, scrub
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class ConsumerThread:
                 backoff = 0.5
             except Exception as exc:  # keep consuming; the batch is retried from the position
                 self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = scrub(f"{type(exc).__name__}: {exc}", remembered())
                 log.exception("consumer %s failed; retrying in %.1fs", self.consumer.name, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kirana.destinations.secrets import masked_settings
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "contains"]
 
@@ -122,7 +124,6 @@ KIND_SETTINGS: dict[str, type[BaseModel]] = {
     "email": EmailSettings,
     "profiles": ProfilesSettings,
 }
-SECRET_FIELDS = frozenset({"secret", "write_key", "password"})
 RESERVED_NAMES = frozenset({"status"})
 
 
@@ -176,17 +177,10 @@ def parse_destination(raw: dict[str, Any]) -> DestinationConfig:
 
 
 def redacted(config: DestinationConfig) -> dict[str, Any]:
-    """The config as JSON with secrets masked (for listings and the API)."""
+    """The config as JSON with every credential shown as ``"***"`` (listings, the API, the CLI).
+
+    Which settings are credentials, and how a replace keeps them: ``destinations/secrets.py``.
+    """
     out = config.model_dump(mode="json")
-    out["settings"] = {
-        k: ("***" if k in SECRET_FIELDS and v else v) for k, v in config.settings.items()
-    }
-    if "dsn" in out["settings"]:
-        out["settings"]["dsn"] = _mask_dsn(out["settings"]["dsn"])
+    out["settings"] = masked_settings(out["settings"])
     return out
-
-
-def _mask_dsn(dsn: str) -> str:
-    import re
-
-    return re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", dsn))

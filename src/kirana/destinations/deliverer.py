@@ -30,7 +30,9 @@ from kirana.destinations.ordering import next_due, pick_batch
 from kirana.destinations.pacing import TokenBucket, backoff_delay
 from kirana.destinations.protocol import Destination
 from kirana.destinations.records import OutboundRecord
+from kirana.destinations.secrets import secret_values
 from kirana.destinations.store import DeliveryStore
+from kirana.redaction import scrub
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,8 @@ class Deliverer:
         now = self._clock()
         name = self.config.name
         ids = [i for i, _ in loaded]
-        message = f"{type(exc).__name__}: {exc}"
+        # drivers echo connection strings and servers echo headers: never store a credential
+        message = scrub(f"{type(exc).__name__}: {exc}", secret_values(self.config.settings))
         if isinstance(exc, PermanentError):
             dead = self.store.mark_failed(
                 name, ids, message, retry_at=None, counts=True, max_attempts=1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kirana.destinations.config import ConfigError, DestinationConfig, parse_destination, redacted
+from kirana.destinations.secrets import keep_stored_secrets, masks_left
 from kirana.destinations.store import DeliveryStore
 
 
@@ -32,7 +33,16 @@ def _check_templates(config: DestinationConfig) -> None:
 def create(
     store: DeliveryStore, raw: dict[str, Any], *, replace: bool = False
 ) -> DestinationConfig:
-    """Validate and save a destination; refuses to overwrite unless ``replace``."""
+    """Validate and save a destination; refuses to overwrite unless ``replace``.
+
+    On ``replace``, credentials sent as ``"***"`` (as every answer shows them) or left
+    out keep their stored values (``destinations/secrets.py``).
+    """
+    stored = store.destination(str(raw.get("name"))) if replace else None
+    if stored is not None:
+        raw = keep_stored_secrets(raw, stored.kind, stored.settings)
+    if isinstance(raw.get("settings"), dict) and (problem := masks_left(raw["settings"])):
+        raise ConfigError(problem)
     config = parse_destination(raw)
     _check_templates(config)
     if not replace and store.destination(config.name) is not None:

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kirana.redaction import scrub
 from kirana.replication.lake import table_path
-from kirana.replication.specs import redacted
+from kirana.replication.specs import redacted, secret_values
 from kirana.replication.state import ReplicationState, SourceBusy
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def source_status(state: ReplicationState, lake_dir: Path, name: str) -> dict[st
         if progress.last_sync_at is None
         else round(time.time() - progress.last_sync_at, 1),
         "lag_seconds": progress.lag_seconds,
-        "last_error": progress.last_error,
+        "last_error": scrub(progress.last_error, secret_values(config)),
         "tables": tables,
     }
     if config.kind == "files":

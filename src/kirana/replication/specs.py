@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
+from kirana.redaction import redact, secrets_in
 from kirana.replication.changes import TableSpec
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -159,15 +160,17 @@ def parse_source_config(data: dict[str, Any]) -> PostgresConfig | MySQLConfig | 
 
 
 def redacted(config: PostgresConfig | MySQLConfig | FilesConfig) -> dict[str, Any]:
-    """The definition without passwords (for listings and the API)."""
+    """The definition with the DSN's credentials shown as ``***`` (listings, the API, the CLI).
+
+    Host, port, user and database stay visible: they say where the source is.
+    """
     data = config.model_dump()
-    dsn = data.get("dsn")
-    if dsn:
-        url = urlsplit(dsn)
-        if url.password:
-            data["dsn"] = dsn.replace(f":{url.password}@", ":***@")
-        elif "password=" in dsn:
-            data["dsn"] = " ".join(
-                "password=***" if p.startswith("password=") else p for p in dsn.split()
-            )
+    if data.get("dsn"):
+        data["dsn"] = redact(data["dsn"])
     return data
+
+
+def secret_values(config: PostgresConfig | MySQLConfig | FilesConfig) -> set[str]:
+    """The credentials a definition holds, to scrub from error texts by value."""
+    dsn = getattr(config, "dsn", "")
+    return secrets_in(dsn) if dsn else set()

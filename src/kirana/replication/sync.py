@@ -23,9 +23,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from kirana.redaction import scrub
 from kirana.replication.changes import OP, SEQ, ChangeSet
 from kirana.replication.lake import ReplicatedTable
 from kirana.replication.protocol import ReplicationSource
+from kirana.replication.specs import secret_values
 from kirana.replication.state import AnyConfig, ReplicationState
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,8 @@ class Replicator:
                         report.seconds = time.monotonic() - started
                         on_batch(report)
             except Exception as exc:
-                self.state.record_error(name, f"{type(exc).__name__}: {exc}")
+                message = f"{type(exc).__name__}: {exc}"  # drivers echo DSNs: scrub
+                self.state.record_error(name, scrub(message, secret_values(self.config)))
                 raise
             finally:
                 source.close()

@@ -14,7 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, RootModel
 
 from kirana.api.deps import AdminDep, PlatformDep
-from kirana.replication.specs import SourceConfig
+from kirana.redaction import scrub, secrets_in
+from kirana.replication.specs import SourceConfig, secret_values
 
 router = APIRouter(prefix="/v1", tags=["replication"])
 
@@ -112,7 +113,10 @@ async def sync_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str
             502,
             detail={
                 "code": "sync_failed",
-                "message": f"{type(exc).__name__}: {exc}; the next sync resumes where it stopped",
+                "message": scrub(
+                    f"{type(exc).__name__}: {exc}; the next sync resumes where it stopped",
+                    secret_values(config),
+                ),
             },
         ) from exc
     return {
@@ -188,4 +192,5 @@ async def warehouse_export(
             full=request.full,
         )
     except ExportError as exc:
-        raise HTTPException(422, detail={"code": "export_failed", "message": str(exc)}) from exc
+        message = scrub(str(exc), secrets_in(dsn))  # a driver's error may echo the DSN
+        raise HTTPException(422, detail={"code": "export_failed", "message": message}) from exc
