@@ -119,14 +119,24 @@ def test_erasure_leaves_nothing_and_suppresses_future_events(kirana_any: Running
     assert kirana.lake(f"SELECT count(*) FROM events WHERE user_id = '{BOB_USER}'") == [(3,)]
 
 
-def test_erasing_an_unknown_person_is_404(kirana: RunningKirana) -> None:
+def test_erasing_an_unknown_identifier_suppresses_it_with_zero_counts(
+    kirana: RunningKirana,
+) -> None:
     with kirana.client() as http:
         response = http.post(
             "/v1/privacy/erasures",
-            json={"identifier": "nobody"},
+            json={"identifier": "nobody-3f9a", "type": "user_id"},
             headers={"Authorization": f"Bearer {kirana.admin_token}"},
         )
-    assert response.status_code == 404
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["profile_id"] is None and body["identities"] == []
+    assert body["suppressed"] == [{"type": "user_id", "value": "nobody-3f9a"}]
+    assert body["lake_rows_deleted"] == body["log_records_redacted"] == 0
+    assert body["quarantine_rows_deleted"] == 0
+    assert all(not any(counts.values()) for counts in body["details"].values())
+    later = send(kirana, [{"type": "track", "userId": "nobody-3f9a", "event": "Signed Up"}])
+    assert later["accepted"] == 0 and later["suppressed"] == 1
 
 
 def test_cli_erases_offline_and_refers_to_the_api_while_serving(kirana: RunningKirana) -> None:

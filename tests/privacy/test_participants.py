@@ -19,7 +19,7 @@ from kirana.collect.normalize import normalize
 from kirana.collect.schema import event_decoder
 from kirana.eventlog.records import event_record
 from kirana.privacy.delta_rows import delete_rows_where_in
-from kirana.privacy.participants import ErasureIncomplete, Person
+from kirana.privacy.participants import ErasureIncomplete, People
 from kirana.runtime import ERASURE, Platform
 from tests.warehouse.test_export import warehouse  # noqa: F401 (a fixture)
 
@@ -74,11 +74,14 @@ def test_files_delta_rewrote_as_string_view_come_back_plain_and_filterable(tmp_p
     assert conn.sql("SELECT user_id FROM t WHERE user_id >= 'b'").fetchall() == [("ben",)] * 2
 
 
-def test_person_keys() -> None:
-    person = Person("p1", (("user_id", "u1"), ("anonymous_id", "a1"), ("email", "e@x")))
-    assert person.customer_ids == ["a1", "u1"]
-    assert person.user_keys == ["a:a1", "u:u1"]
-    assert person.values == ["a1", "e@x", "u1", "p1"]
+def test_people_keys() -> None:
+    people = People(
+        ("p1", "p2"),
+        (("user_id", "u1"), ("anonymous_id", "a1"), ("email", "e@x"), ("user_id", "u2")),
+    )
+    assert people.customer_ids == ["a1", "u1", "u2"]
+    assert people.user_keys == ["a:a1", "u:u1", "u:u2"]
+    assert people.values == ["a1", "e@x", "p1", "p2", "u1", "u2"]
 
 
 def test_a_failed_participant_is_reported_and_a_rerun_finishes(settings) -> None:
@@ -90,10 +93,10 @@ def test_a_failed_participant_is_reported_and_a_rerun_finishes(settings) -> None
         decoded = event_decoder.decode(json.dumps(event).encode())
         platform.log.append_sync([event_record(normalize(decoded, received_at=now, source_id="s"))])
         assert platform.drain()
-        calls: list[Person] = []
+        calls: list[People] = []
 
-        def flaky(person: Person) -> dict[str, int]:
-            calls.append(person)
+        def flaky(people: People) -> dict[str, int]:
+            calls.append(people)
             if len(calls) == 1:
                 raise OSError("disk full")
             return {"things": 0}
@@ -102,13 +105,15 @@ def test_a_failed_participant_is_reported_and_a_rerun_finishes(settings) -> None
         with pytest.raises(ErasureIncomplete, match="flaky: OSError: disk full"):
             platform.erase(("email", "zed@x.org"))
         assert platform.profiles.profile(("user_id", "zed-41f0")) is None
-        assert calls[0].profile_id is not None
+        assert calls[0].profile_ids
 
         report = platform.erase(("user_id", "zed-41f0"))
-        assert report is not None and report.profile_id is None
+        assert report.people[0].profile_ids == []
         assert calls[1].identities == (("user_id", "zed-41f0"),)
         assert set(report.details) == {m.rsplit(".", 2)[-2] for m in ERASURE} | {"flaky"}
-        assert platform.erase(("user_id", "nobody")) is None
+        nobody = platform.erase(("user_id", "nobody"))
+        assert nobody.people[0].identities == [("user_id", "nobody")]
+        assert nobody.lake_rows_deleted == nobody.log_records_redacted == 0
 
         # derived events about her (a reverse-ETL write-back, say) are dropped too
         end = platform.log.end_offset

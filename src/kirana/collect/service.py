@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,9 +127,14 @@ class Collector:
         *,
         max_pending_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        suppressed: Callable[[str | None, str | None], bool] = lambda user, anon: False,
+        suppressed: Callable[[Mapping[str, Any] | bytes], bool] = lambda event: False,
+        judging: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
+        # ``suppressed`` judges an event, or the raw bytes of one that failed validation
+        # (erased people: privacy.suppression); ``judging`` spans a request's checks and
+        # its append, so an erasure can wait for those judged before it (privacy.gate)
         self._suppressed = suppressed
+        self._judging = judging
         self._log = log
         self._lookup_source = lookup_source
         self._max_pending = max_pending_bytes
@@ -186,9 +192,10 @@ class Collector:
         header_source = self._header_source(credentials)
         self._shed_load()
         received_at = self._clock()
-        if is_batch:
-            return await self._ingest_batch(data, header_source, received_at)
-        return await self._ingest_one(endpoint, data, header_source, received_at)
+        with self._judging():
+            if is_batch:
+                return await self._ingest_batch(data, header_source, received_at)
+            return await self._ingest_one(endpoint, data, header_source, received_at)
 
     def _header_source(self, credentials: Credentials) -> Source | None:
         key = credentials.header_key()
@@ -217,15 +224,16 @@ class Collector:
                 event, received_at=received_at, source_id=source.id, expected_type=endpoint
             )
         except InvalidEvent as exc:
-            await self._log.append(
-                [
-                    _quarantine(
-                        source, received_at, None, event.messageId, exc.code, exc.message, data
-                    )
-                ]
-            )
+            if not self._suppressed(data):  # an erased person's bad events are not kept
+                await self._log.append(
+                    [
+                        _quarantine(
+                            source, received_at, None, event.messageId, exc.code, exc.message, data
+                        )
+                    ]
+                )
             raise CollectError(400, exc.code, exc.message) from exc
-        if self._suppressed(record.get("userId"), record.get("anonymousId")):
+        if self._suppressed(record):
             return IngestResult(accepted=0, source=source, suppressed=1)
         await self._log.append([event_record(record)])
         return IngestResult(accepted=1, source=source)
@@ -260,7 +268,7 @@ class Collector:
                 record = normalize(
                     event, received_at=received_at, source_id=source.id, defaults=defaults
                 )
-                if self._suppressed(record.get("userId"), record.get("anonymousId")):
+                if self._suppressed(record):
                     result.suppressed += 1  # an erased person: policy, reported, not stored
                     continue
                 payloads.append(event_record(record))
@@ -268,6 +276,8 @@ class Collector:
             except InvalidEvent as exc:
                 message_id = message_id or _raw_message_id(raw)
                 result.rejected.append(Rejection(index, message_id, exc.code, exc.message))
+                if self._suppressed(bytes(raw)):
+                    continue  # reported as rejected, but an erased person's: not quarantined
                 payloads.append(
                     _quarantine(
                         source, received_at, index, message_id, exc.code, exc.message, bytes(raw)

@@ -18,7 +18,7 @@ import json
 from typing import TYPE_CHECKING
 
 from kirana.destinations.extension import delivery_store
-from kirana.privacy.participants import Participant, Person, vacuum_sqlite
+from kirana.privacy.participants import Participant, People, vacuum_sqlite
 
 if TYPE_CHECKING:
     from kirana.destinations.store import DeliveryStore
@@ -48,7 +48,7 @@ def erase_person(store: DeliveryStore, values: list[str]) -> dict[str, int]:
 
 
 def participant(platform: Platform) -> Participant:
-    def erase(person: Person) -> dict[str, int]:
-        return erase_person(delivery_store(platform), person.values)
+    def erase(people: People) -> dict[str, int]:
+        return erase_person(delivery_store(platform), people.values)
 
     return erase

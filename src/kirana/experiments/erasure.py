@@ -16,7 +16,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from kirana.experiments.platform import STORE_FILE
-from kirana.privacy.participants import Participant, Person, vacuum_sqlite
+from kirana.privacy.participants import Participant, People, vacuum_sqlite
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,11 +47,11 @@ def erase_exposures(path: Path, values: list[str]) -> int:
 
 
 def participant(platform: Platform) -> Participant:
-    def erase(person: Person) -> dict[str, int]:
+    def erase(people: People) -> dict[str, int]:
         running = platform.services.get("experiments")
         if running is not None:
             running.assigner.forget_known()
         path = platform.settings.state_dir / STORE_FILE
-        return {"exposures": erase_exposures(path, person.values)}
+        return {"exposures": erase_exposures(path, people.values)}
 
     return erase

@@ -22,7 +22,7 @@ from kirana.models.jobs.locks import JobBusy, job_lock
 from kirana.privacy.delta_rows import delete_rows_where_in
 from kirana.privacy.participants import (
     Participant,
-    Person,
+    People,
     forget_delta_history,
     vacuum_sqlite_file,
 )
@@ -62,8 +62,8 @@ def _hold_every_job(stack: ExitStack, lock_dir: Path, wait: float) -> None:
 def participant(platform: Platform) -> Participant:
     settings = platform.settings
 
-    def erase(person: Person) -> dict[str, int]:
-        ids = person.customer_ids
+    def erase(people: People) -> dict[str, int]:
+        ids = people.customer_ids
         with ExitStack() as stack:
             _hold_every_job(stack, settings.state_dir / "jobs", WAIT_FOR_JOBS_SECONDS)
             rows = 0

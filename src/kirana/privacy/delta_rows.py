@@ -28,6 +28,8 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction
 
+from kirana.privacy.participants import note_rewrite
+
 _PLAIN = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
@@ -43,6 +45,7 @@ def delete_rows_where_in(path: Path, match: dict[str, list[str]], attempts: int 
             actions, deleted = _plan(table, path, match, written)
             if not actions:
                 return 0
+            note_rewrite("rewrite", path)
             table.create_write_transaction(
                 actions,
                 mode="append",

@@ -1,131 +1,176 @@
-"""Erase everything Kirana holds about one person.
+"""Erase everything Kirana holds about people, one person or a batch at once.
 
-Order matters: suppress first (no new data arrives), then rewrite the person's records in
-the event log as tombstones, then wait until every consumer has passed the log's end (so
-none can re-create what is about to be erased), then the profile store, the lake (a
-file-level rewrite that writes no identifier into the table's commit log, see
-``delta_rows``, then vacuum of the replaced files), then every participant subsystem
-(model outputs, serving, decisions, exposures, sync snapshots, delivery queues: see
-``participants``), then the quarantine. SQLite files are checkpointed and vacuumed so
-deleted pages do not linger.
+The order is what makes it hold (docs/profiles.md, "Why nothing comes back"):
 
-Running it again is harmless, and it is how a failed erasure is finished: once the profile
-is gone, an identifier that is suppressed still gets every identifier-based step again.
+1. **Suppress** the people's identifiers (the profile store keeps digests; every process's
+   list is updated), then wait out the *grace period*: every event judged under the old
+   list — by the collector, or a derived event on its way to the log — is durable in the
+   log by then, and every later one is judged under the new list (``privacy.gate``). From
+   this *erasure point* on, no record of theirs can enter the log.
+2. **Drain**: wait until every consumer has passed the log's end. Whatever of theirs was
+   acknowledged before — even a batch a consumer had read and was still applying — has now
+   landed in the stores, where step 4 finds it.
+3. **Expand**: events just consumed may have linked more identifiers to them; if so,
+   suppress those too and repeat from 1, until the identity graph gives nothing new.
+4. **Remove**, with no consumer able to bring anything back: redact their log records (the
+   consumers are past them; a replay reads tombstones), delete their profiles, their rows
+   of the ``events`` table (one file-level rewrite for the whole batch, ``delta_rows``),
+   run every participant once for the whole batch, delete their quarantined events, and
+   rebuild the profile store. Each store is rewritten once per call, whatever the batch.
+
+Running it again is harmless, and it is how a failed erasure is finished: suppressed
+identifiers still get every identifier-based step.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from deltalake import DeltaTable
 
 from kirana.eventlog.protocol import EventLog
-from kirana.eventlog.records import EVENT, QUARANTINE
-from kirana.identity.rules import Identifier
+from kirana.identity.rules import Identifier, IdentityRules
 from kirana.identity.store import SQLProfileStore
-from kirana.identity.store_segments import identifier_digest
 from kirana.privacy.delta_rows import delete_rows_where_in
-from kirana.privacy.participants import ErasureIncomplete, Participant, Person, run_participants
+from kirana.privacy.log_match import log_matcher
+from kirana.privacy.participants import (
+    ErasureIncomplete,
+    Participant,
+    People,
+    counting_rewrites,
+    note_rewrite,
+    run_participants,
+)
+from kirana.privacy.targets import ErasureTarget, TargetState, expand, resolve
+
+#: Expansion rounds before giving up (each round needs a newly linked identifier).
+MAX_ROUNDS = 10
+
+
+@dataclass
+class ErasedPerson:
+    """One target of the request, and what it came to."""
+
+    target: ErasureTarget
+    #: profiles that held their identifiers (empty: known to no profile)
+    profile_ids: list[str]
+    #: every identifier erased and now suppressed for them
+    identities: list[Identifier]
 
 
 @dataclass
 class ErasureReport:
-    #: None when the profile was already gone (a repeated or resumed erasure)
-    profile_id: str | None
-    identities: list[Identifier]
+    people: list[ErasedPerson]
     lake_rows_deleted: int = 0
     log_records_redacted: int = 0
     quarantine_rows_deleted: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    #: "<operation> <store>" -> how many times it was rewritten (one per batch)
+    rewrites: dict[str, int] = field(default_factory=dict)
 
 
-def _event_identifiers(event: dict[str, Any]) -> set[str]:
-    values = {event.get("userId"), event.get("anonymousId"), event.get("previousId")}
-    for traits in (event.get("traits"), (event.get("context") or {}).get("traits")):
-        if isinstance(traits, dict):
-            values.update(str(traits.get(k)).lower() for k in ("email", "phone") if traits.get(k))
-    return {str(v) for v in values if v is not None}
+@dataclass
+class Stores:
+    """Where the people's data lives, and how to reach the parts that run elsewhere."""
 
-
-def log_matcher(identities: list[Identifier]):
-    """A predicate over log payloads: does this record concern the person?"""
-    values = {v for _, v in identities}
-    quoted = [json.dumps(v).encode() for v in values]
-    decoder = msgspec.json.Decoder()
-
-    def matches(payload: bytes) -> bool:
-        kind = payload[:1]
-        if kind == EVENT:
-            return bool(_event_identifiers(decoder.decode(payload[1:])) & values)
-        if kind == QUARANTINE:
-            return any(q[1:-1] in payload for q in quoted)
-        return False
-
-    return matches
+    profiles: SQLProfileStore
+    event_log: EventLog
+    lake_dir: Path
+    rules: IdentityRules
+    #: delete quarantined events mentioning any of these values and rebuild the file
+    quarantine_delete: Callable[[list[str]], int]
+    #: wait until every consumer has passed the log's end; False on timeout
+    drain: Callable[[], bool] = lambda: True
+    #: suppress in every process, then wait out the grace period (privacy.gate)
+    suppress: Callable[[list[Identifier]], None] = lambda ids: None
+    #: drop cached identity look-ups in every process
+    forget: Callable[[], None] = lambda: None
+    participants: list[tuple[str, Participant]] = field(default_factory=list)
 
 
 def erase_lake_rows(lake_dir: Path, identities: list[Identifier]) -> int:
-    """Delete the person's rows from ``events`` and vacuum the files that held them.
+    """Delete the people's rows from ``events`` and vacuum the files that held them.
 
-    File by file, so the commit names nobody (`delta_rows`); the vacuum only removes
+    File by file, so the commit names nobody (``delta_rows``); the vacuum only removes
     files the table has tombstoned, so the lake loader can keep appending meanwhile.
     """
     path = lake_dir / "events"
-    users = [v for t, v in identities if t == "user_id"]
-    anons = [v for t, v in identities if t == "anonymous_id"]
+    users = sorted({v for t, v in identities if t == "user_id"})
+    anons = sorted({v for t, v in identities if t == "anonymous_id"})
     match = {"user_id": users, "anonymous_id": anons, "previous_id": users + anons}
     deleted = delete_rows_where_in(path, match)
     if deleted:
+        note_rewrite("vacuum", path)
         DeltaTable(path).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     return deleted
 
 
-def erase(
-    profiles: SQLProfileStore,
-    event_log: EventLog,
-    lake_dir: Path,
-    *,
-    identifier: Identifier,
-    quarantine_delete: Callable[[list[str]], int],
-    drain: Callable[[], bool],
-    on_suppressed: Callable[[list[Identifier]], None] = lambda ids: None,
-    participants: list[tuple[str, Participant]] | None = None,
-) -> ErasureReport | None:
-    """Erase the profile holding ``identifier``; None if no profile holds it and it was
-    never erased. Raises :class:`ErasureIncomplete` when a participant failed (after
-    running all the others): run it again with the same identifier to finish."""
-    profile = profiles.profile(identifier)
-    if profile is None:
-        kind, value = identifier
-        if (kind, identifier_digest(value)) not in profiles.suppressed():
-            return None
-        identities, profile_id = [identifier], None  # erased before: redo what ids can find
-    else:
-        identities, profile_id = list(profile.identities), profile.profile_id
-    report = ErasureReport(profile_id, identities)
+def _settle(stores: Stores, states: list[TargetState]) -> None:
+    """Steps 1-3: suppress, grace period, drain, expand; until the graph gives nothing new."""
+    suppressed: set[Identifier] = set()
+    for _ in range(MAX_ROUNDS):
+        new = {i for s in states for i in s.identities} - suppressed
+        if new:
+            with stores.profiles.transaction():
+                stores.profiles.suppress(sorted(new))
+            stores.suppress(sorted(new))
+            suppressed |= new
+        if not stores.drain():
+            raise RuntimeError("consumers did not catch up; erasure stopped before the stores")
+        if not expand(stores.profiles, states):
+            return
+    raise RuntimeError(f"the people's identifiers kept growing after {MAX_ROUNDS} rounds")
+
+
+def _erase_profiles(profiles: SQLProfileStore, states: list[TargetState]) -> None:
+    """Each profile with its own identifiers (identifiers no profile holds may still have
+    rows keyed by them, such as traits): one transaction, statements linear in the batch."""
+    by_profile: dict[str, set[Identifier]] = {}
+    for state in states:
+        for pid in state.profile_ids:
+            by_profile.setdefault(pid, set()).update(state.identities)
+    held = set().union(*by_profile.values()) if by_profile else set()
+    orphans = {i for s in states for i in s.identities} - held
     with profiles.transaction():
-        profiles.suppress(identities)
-    on_suppressed(identities)
-    report.log_records_redacted = event_log.redact(log_matcher(identities))
-    if not drain():
-        raise RuntimeError("consumers did not catch up; erasure stopped before the stores")
-    if profile_id is not None:
-        with profiles.transaction():
-            profiles.erase_profile(profile_id, identities)
-    report.lake_rows_deleted = erase_lake_rows(lake_dir, identities)
-    counts, errors = run_participants(participants or [], Person(profile_id, tuple(identities)))
-    report.details.update(counts)
-    report.quarantine_rows_deleted = quarantine_delete([v for _, v in identities])
-    profiles.compact_storage()
+        for pid, ids in sorted(by_profile.items()):
+            profiles.erase_profile(pid, sorted(ids))
+        if orphans:
+            profiles.erase_profile("", sorted(orphans))
+
+
+def erase_people(stores: Stores, targets: list[ErasureTarget]) -> ErasureReport:
+    """Erase every target (see the module docstring). Raises :class:`ErasureIncomplete`
+    when a participant failed (after running all the others): run it again to finish."""
+    with counting_rewrites() as rewrites:
+        states = resolve(stores.profiles, targets)
+        _settle(stores, states)
+        identities = sorted({i for s in states for i in s.identities})
+        profile_ids = sorted({p for s in states for p in s.profile_ids})
+        report = ErasureReport(
+            [ErasedPerson(s.target, sorted(s.profile_ids), sorted(s.identities)) for s in states]
+        )
+        report.log_records_redacted = stores.event_log.redact(log_matcher(identities, stores.rules))
+        _erase_profiles(stores.profiles, states)
+        report.lake_rows_deleted = erase_lake_rows(stores.lake_dir, identities)
+        counts, errors = run_participants(
+            stores.participants, People(tuple(profile_ids), tuple(identities))
+        )
+        report.details.update(counts)
+        report.quarantine_rows_deleted = stores.quarantine_delete(
+            sorted({v for _, v in identities})
+        )
+        note_rewrite("vacuum", "operational store")
+        note_rewrite("vacuum", "profile store")
+        stores.profiles.compact_storage()
+        stores.forget()
+    report.rewrites = dict(rewrites)
     if errors:
         failed = "; ".join(f"{name}: {error}" for name, error in errors.items())
         raise ErasureIncomplete(
             f"erasure did not finish in {failed}. Fix the cause and run the erasure again "
-            "with the same identifier (and each other identifier of the person): it resumes"
+            "with the same identifiers: it resumes"
         )
     return report

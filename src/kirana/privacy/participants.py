@@ -3,7 +3,7 @@
 The privacy package erases what it owns (event log, ``events`` lake table, profile store,
 quarantine). Everything else that may hold a person — model outputs, the serving store, the
 decision log, experiment exposures, delivery queues, sync snapshots — plugs in as a
-*participant*: a named function from the :class:`Person` to per-store counts. The privacy
+*participant*: a named function from the :class:`People` to per-store counts. The privacy
 package never imports those subsystems; ``runtime.ERASURE`` lists their modules, each with
 ``participant(platform) -> Participant``, and ``Platform.on_erase`` adds more at run time.
 
@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,17 +37,22 @@ LOG_RETENTION = "delta.logRetentionDuration"
 
 
 @dataclass(frozen=True)
-class Person:
-    """Who is being erased: their profile (None when only an identifier is left) and ids."""
+class People:
+    """Who is being erased: one person or a whole batch, as one set.
 
-    profile_id: str | None
+    A batch is one set so that every participant rewrites each of its stores once for
+    everybody (a SQLite VACUUM or a Delta rewrite costs the same for one person as for a
+    thousand). ``profile_ids`` is empty when only identifiers are left (a repeated
+    erasure, or a person known only from quarantined or unprocessed events).
+    """
+
+    profile_ids: tuple[str, ...]
     identities: tuple[Identifier, ...]
 
     @property
     def values(self) -> list[str]:
-        """Every identifier value, and the profile id (some tables are keyed by it)."""
-        out = sorted({v for _, v in self.identities})
-        return [*out, self.profile_id] if self.profile_id else out
+        """Every identifier value, and the profile ids (some tables are keyed by them)."""
+        return sorted({v for _, v in self.identities} | set(self.profile_ids))
 
     @property
     def customer_ids(self) -> list[str]:
@@ -54,12 +62,37 @@ class Person:
     @property
     def user_keys(self) -> list[str]:
         """Keys of the personalise API and its frequency caps (``u:<user>`` / ``a:<anon>``)."""
-        keys = [f"u:{v}" for t, v in self.identities if t == "user_id"]
-        return sorted(keys + [f"a:{v}" for t, v in self.identities if t == "anonymous_id"])
+        keys = {f"u:{v}" for t, v in self.identities if t == "user_id"}
+        return sorted(keys | {f"a:{v}" for t, v in self.identities if t == "anonymous_id"})
 
 
-#: Erase ``person`` from one subsystem; returns counts per store (rows, files, keys).
-Participant = Callable[[Person], dict[str, int]]
+#: Erase ``people`` from one subsystem; returns counts per store (rows, files, keys).
+Participant = Callable[[People], dict[str, int]]
+
+
+_REWRITES: ContextVar[Counter[str] | None] = ContextVar("erasure_rewrites", default=None)
+
+
+@contextmanager
+def counting_rewrites() -> Iterator[Counter[str]]:
+    """Count the store rewrites (``"<operation> <path>"``) made in this block.
+
+    The price of an erasure is its rewrites (a VACUUM, a Delta file rewrite); a batch must
+    make each once, and the erasure report shows that it did.
+    """
+    counter: Counter[str] = Counter()
+    token = _REWRITES.set(counter)
+    try:
+        yield counter
+    finally:
+        _REWRITES.reset(token)
+
+
+def note_rewrite(operation: str, store: Path | str) -> None:
+    """Record one rewrite of ``store`` in the enclosing :func:`counting_rewrites`, if any."""
+    counter = _REWRITES.get()
+    if counter is not None:
+        counter[f"{operation} {store}"] += 1
 
 
 class ErasureIncomplete(RuntimeError):
@@ -67,14 +100,14 @@ class ErasureIncomplete(RuntimeError):
 
 
 def run_participants(
-    participants: list[tuple[str, Participant]], person: Person
+    participants: list[tuple[str, Participant]], people: People
 ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
     """Run every participant (a failure does not stop the others): (counts, errors) by name."""
     counts: dict[str, dict[str, int]] = {}
     errors: dict[str, str] = {}
     for name, erase in participants:
         try:
-            counts[name] = erase(person)
+            counts[name] = erase(people)
         except Exception as exc:  # reported; the caller raises ErasureIncomplete
             errors[name] = f"{type(exc).__name__}: {exc}"
     return counts, errors
@@ -87,6 +120,7 @@ def vacuum_sqlite(conn: sqlite3.Connection, attempts: int = 50) -> None:
     their bytes in free space. VACUUM writes a fresh file; the TRUNCATE checkpoints fold the
     WAL into it and cut the WAL to zero bytes (retried while another connection reads).
     """
+    note_rewrite("vacuum", conn.execute("PRAGMA database_list").fetchone()[2])
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("VACUUM")
     for _ in range(attempts):
@@ -117,6 +151,7 @@ def vacuum_delta(path: Path) -> None:
     writer of the table can have written a file it has not committed yet (its lock held).
     """
     if (path / "_delta_log").is_dir():
+        note_rewrite("vacuum", path)
         DeltaTable(path).vacuum(
             retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True
         )

@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from kirana.privacy.delta_rows import delete_rows_where_in
-from kirana.privacy.participants import Participant, Person, vacuum_delta, vacuum_sqlite
+from kirana.privacy.participants import Participant, People, vacuum_delta, vacuum_sqlite
 from kirana.serving.decision_log import table_path
 from kirana.serving.extension import SERVICE, Personalization
 from kirana.serving.feedback_store import feedback_path
@@ -54,16 +54,16 @@ def erase_cap_impressions(path: Path, user_keys: list[str]) -> int:
 def participant(platform: Platform) -> Participant:
     settings = platform.settings
 
-    def erase(person: Person) -> dict[str, int]:
+    def erase(people: People) -> dict[str, int]:
         running: Personalization | None = platform.services.get(SERVICE)
         if running is not None:
             running.service.profiles.forget()
         path = table_path(settings.lake_dir)
-        match = {"user_key": person.user_keys, "profile_id": [person.profile_id or ""]}
+        match = {"user_key": people.user_keys, "profile_id": list(people.profile_ids)}
         with running.decisions.paused() if running is not None else nullcontext():
             rows = delete_rows_where_in(path, match)
             vacuum_delta(path)
-        caps = erase_cap_impressions(feedback_path(settings.state_dir), person.user_keys)
+        caps = erase_cap_impressions(feedback_path(settings.state_dir), people.user_keys)
         return {"decision_rows": rows, "cap_impressions": caps}
 
     return erase

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kirana.destinations.extension import delivery_store
-from kirana.privacy.participants import Participant, Person
+from kirana.privacy.participants import Participant, People
 from kirana.syncs.service import snapshot_dir
 from kirana.syncs.store import SyncStore
 
@@ -89,9 +89,9 @@ def erase_person(store: DeliveryStore, folder: Path, values: list[str]) -> dict[
 
 
 def participant(platform: Platform) -> Participant:
-    def erase(person: Person) -> dict[str, int]:
+    def erase(people: People) -> dict[str, int]:
         return erase_person(
-            delivery_store(platform), snapshot_dir(platform.settings), person.values
+            delivery_store(platform), snapshot_dir(platform.settings), people.values
         )
 
     return erase
