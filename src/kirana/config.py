@@ -26,14 +26,28 @@ DEFAULT_DATA_DIR = Path("kirana-data")
 class LogSettings(BaseModel):
     """The event log."""
 
-    backend: Literal["file"] = "file"
-    """Which event-log backend: ``file`` (embedded segment files)."""
+    backend: Literal["file", "nats"] = "file"
+    """Which event-log backend: ``file`` (embedded segment files) or ``nats`` (JetStream)."""
     segment_mb: int = Field(128, ge=1)
     """Roll to a new segment file after this many MiB."""
     max_pending_mb: int = Field(64, ge=1)
     """Answer 429 when this many MiB wait to be made durable."""
     retention_hours: float = Field(168, ge=0)
     """Keep consumed segments this long (for replays) before deleting them."""
+    nats_url: str = "nats://127.0.0.1:4222"
+    """NATS server(s) when ``backend = "nats"`` (comma-separated for a cluster; NATS 2.11+)."""
+    nats_stream: str = Field("KIRANA_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    """JetStream stream holding the log (redacted copies go to ``<stream>_REDACTED``)."""
+    nats_subject: str = Field("kirana.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    """Subject the stream captures; nothing else may publish to it."""
+    nats_replicas: int = Field(1, ge=1, le=5)
+    """Copies JetStream keeps of each message (3 on a 3-node cluster); acks wait for a quorum."""
+    nats_max_bytes_mb: int = Field(0, ge=0)
+    """Cap on the stream's size (0: none); when full, appends answer 429, nothing is dropped."""
+    nats_ack_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    """Wait this long for JetStream's publish ack before retrying with the same message id."""
+    nats_duplicate_window_seconds: float = Field(120, gt=0)
+    """JetStream drops a re-published message id within this window (covers ack retries)."""
 
 
 class LakeSettings(BaseModel):

@@ -20,6 +20,11 @@ class LogUnavailable(RuntimeError):
     """The log cannot make writes durable (disk error, closed, broken)."""
 
 
+class LogBusy(LogUnavailable):
+    """The log cannot take more right now (a server-side limit or an acknowledgement that
+    did not come in time): nothing of the append was acknowledged, retry shortly (429)."""
+
+
 class LogLocked(LogUnavailable):
     """Another process owns the log."""
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kirana.collect.schema import IncomingBatch, IncomingEvent
 from kirana.collect.service import CollectError, Credentials
-from kirana.eventlog.protocol import LogUnavailable
+from kirana.eventlog.protocol import LogBusy, LogUnavailable
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
@@ -45,6 +45,8 @@ async def _ingest(endpoint: str, request: Request) -> Response:
         )
     except CollectError as exc:
         return _error(exc.status, exc.code, exc.message, exc.retry_after)
+    except LogBusy as exc:
+        return _error(429, "overloaded", f"{exc}; nothing was accepted, retry shortly", 1)
     except LogUnavailable as exc:
         return _error(503, "log_unavailable", f"{exc}; nothing was accepted, retry later", 5)
     content: dict = {"success": True, "accepted": result.accepted}
