@@ -47,11 +47,16 @@ class BatchDefaults:
 NO_DEFAULTS = BatchDefaults()
 
 
-def _utc(value: datetime) -> datetime:
+def _utc(value: datetime, field: str) -> datetime:
     """Naive timestamps are taken as UTC (what most SDKs mean by them)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:00-05:00
+        raise InvalidEvent(
+            "invalid_timestamp", f"`{field}` {value.isoformat()} is outside years 1-9999 in UTC"
+        ) from None
 
 
 def _identifier(value: str | int | None, field: str) -> str | None:
@@ -81,6 +86,18 @@ def _iso(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``; cached, because ``receivedAt`` and ``sentAt`` are the
     same for every event of a batch and formatting was a fifth of normalisation's time."""
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _corrected(original: datetime, sent_at: datetime, received_at: datetime) -> datetime:
+    """Segment's correction; a result outside years 1-9999 is as wrong as any before 2000."""
+    try:
+        return received_at - (sent_at - original)
+    except OverflowError:
+        raise InvalidEvent(
+            "invalid_timestamp",
+            f"`timestamp` {_iso(original)} corrected by `sentAt` {_iso(sent_at)} "
+            "falls outside years 1-9999",
+        ) from None
 
 
 def normalize(
@@ -140,14 +157,16 @@ def normalize(
         message_id = str(uuid.uuid4())
 
     sent_at = event.sentAt or defaults.sent_at
+    if sent_at is not None:
+        sent_at = _utc(sent_at, "sentAt")
     if event.timestamp is None:
         timestamp = received_at
         original = None
     else:
-        original = _utc(event.timestamp)
+        original = _utc(event.timestamp, "timestamp")
         timestamp = original
         if sent_at is not None:
-            timestamp = received_at - (_utc(sent_at) - original)
+            timestamp = _corrected(original, sent_at, received_at)
     if timestamp < EARLIEST_TIMESTAMP:
         raise InvalidEvent(
             "invalid_timestamp",
@@ -184,7 +203,7 @@ def normalize(
     if original is not None:
         record["originalTimestamp"] = _iso(original)
     if sent_at is not None:
-        record["sentAt"] = _iso(_utc(sent_at))
+        record["sentAt"] = _iso(sent_at)
     record["receivedAt"] = _iso(received_at)
     record["sourceId"] = source_id
     return record

@@ -24,8 +24,9 @@ from typing import Any
 
 import msgspec
 
-from kirana.collect.normalize import BatchDefaults, InvalidEvent, normalize
-from kirana.collect.schema import batch_decoder, event_decoder, write_key_decoder
+from kirana.collect.judge import accept, decode_batch, decode_event
+from kirana.collect.normalize import BatchDefaults, InvalidEvent
+from kirana.collect.schema import IncomingEvent, write_key_decoder
 from kirana.eventlog.protocol import EventLog
 from kirana.eventlog.records import event_record, quarantine_record
 from kirana.store.protocol import Source
@@ -108,13 +109,6 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     if not inflater.eof:
         raise CollectError(400, "invalid_encoding", f"request body is truncated {encoding}")
     return data
-
-
-def _decode_error(exc: msgspec.DecodeError, where: str = "$") -> CollectError:
-    text = str(exc)
-    if isinstance(exc, msgspec.ValidationError):
-        return CollectError(400, "invalid_field", text.replace("`$", f"`{where}"))
-    return CollectError(400, "invalid_json", f"request body is not valid JSON: {text}")
 
 
 class Collector:
@@ -213,22 +207,22 @@ class Collector:
     async def _ingest_one(
         self, endpoint: str, data: bytes, header_source: Source | None, received_at: datetime
     ) -> IngestResult:
+        event: IncomingEvent | None = None
         try:
-            event = event_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            self._authenticate(header_source, lambda: _body_write_key(data))
-            raise _decode_error(exc) from exc
-        source = self._authenticate(header_source, lambda: event.writeKey)
-        try:
-            record = normalize(
-                event, received_at=received_at, source_id=source.id, expected_type=endpoint
+            event = decode_event(data)
+            source = self._authenticate(header_source, lambda: event.writeKey)
+            record = accept(
+                event, data, received_at=received_at, source_id=source.id, expected_type=endpoint
             )
-        except InvalidEvent as exc:
+        except InvalidEvent as exc:  # quarantined like a rejected event of a batch
+            if event is None:
+                source = self._authenticate(header_source, lambda: _body_write_key(data))
+            message_id = event.messageId if event is not None else _raw_message_id(data)
             if not self._suppressed(data):  # an erased person's bad events are not kept
                 await self._log.append(
                     [
                         _quarantine(
-                            source, received_at, None, event.messageId, exc.code, exc.message, data
+                            source, received_at, None, message_id, exc.code, exc.message, data
                         )
                     ]
                 )
@@ -242,15 +236,15 @@ class Collector:
         self, data: bytes, header_source: Source | None, received_at: datetime
     ) -> IngestResult:
         try:
-            batch = batch_decoder.decode(data)
-        except msgspec.DecodeError as exc:
+            batch, events = decode_batch(data)
+        except InvalidEvent as exc:  # the request itself, not one event, is broken
             self._authenticate(header_source, lambda: _body_write_key(data))
-            raise _decode_error(exc) from exc
+            raise CollectError(400, exc.code, exc.message) from None
         source = self._authenticate(header_source, lambda: batch.writeKey)
         defaults = BatchDefaults(batch.sentAt, batch.context, batch.integrations)
         payloads: list[bytes] = []
         result = IngestResult(accepted=0, source=source)
-        for index, raw in enumerate(batch.batch):
+        for index, raw in enumerate(events):
             message_id = None
             try:
                 if len(raw) > MAX_EVENT_BYTES:
@@ -258,15 +252,16 @@ class Collector:
                         "event_too_large",
                         f"event is {len(raw)} bytes; at most {MAX_EVENT_BYTES} allowed",
                     )
-                try:
-                    event = event_decoder.decode(raw)
-                except msgspec.DecodeError as exc:
-                    raise InvalidEvent(
-                        "invalid_field", str(exc).replace("`$", f"`$.batch[{index}]")
-                    ) from exc
+                where = f"$.batch[{index}]"
+                event = decode_event(raw, where)
                 message_id = event.messageId
-                record = normalize(
-                    event, received_at=received_at, source_id=source.id, defaults=defaults
+                record = accept(
+                    event,
+                    raw,
+                    received_at=received_at,
+                    source_id=source.id,
+                    defaults=defaults,
+                    where=where,
                 )
                 if self._suppressed(record):
                     result.suppressed += 1  # an erased person: policy, reported, not stored
@@ -291,7 +286,7 @@ class Collector:
 def _body_write_key(data: bytes) -> str | None:
     try:
         return write_key_decoder.decode(data).writeKey
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -299,7 +294,7 @@ def _raw_message_id(raw: bytes | msgspec.Raw) -> str | None:
     """Best effort: the messageId of an event that failed validation, for the caller's report."""
     try:
         value: Any = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     message_id = value.get("messageId") if isinstance(value, dict) else None
     return message_id if isinstance(message_id, str) else None
