@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,8 @@ from typing import Any
 
 import msgspec
 
+from kirana.collect.body import read_body
+from kirana.collect.errors import CollectError
 from kirana.collect.judge import accept, decode_batch, decode_event
 from kirana.collect.normalize import BatchDefaults, InvalidEvent
 from kirana.collect.schema import IncomingEvent, write_key_decoder
@@ -34,17 +35,6 @@ from kirana.store.protocol import Source
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 BATCH_ENDPOINTS = frozenset({"batch", "import"})
-
-
-class CollectError(Exception):
-    """A request-level failure with the HTTP status it maps to."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -83,32 +73,6 @@ class Credentials:
                 ) from exc
             return user.split(":", 1)[0] or None
         return None
-
-
-def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """Undo gzip/deflate, refusing to inflate past ``limit`` (no zip bombs)."""
-    if not content_encoding or content_encoding.lower() == "identity":
-        return body
-    encoding = content_encoding.lower()
-    if encoding not in ("gzip", "deflate"):
-        raise CollectError(
-            415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip"
-        )
-    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise CollectError(
-            400, "invalid_encoding", f"request body is not valid {encoding}: {exc}"
-        ) from exc
-    if len(data) > limit:
-        raise CollectError(
-            413, "too_large", f"request body exceeds {limit} bytes once decompressed"
-        )
-    if not inflater.eof:
-        raise CollectError(400, "invalid_encoding", f"request body is truncated {encoding}")
-    return data
 
 
 class Collector:
@@ -166,24 +130,22 @@ class Collector:
     async def ingest(
         self,
         endpoint: str,
-        body: bytes,
+        body: bytes | AsyncIterable[bytes],
         *,
         credentials: Credentials,
         content_encoding: str | None = None,
+        content_length: int | None = None,
     ) -> IngestResult:
-        """Handle one tracking-API request; raise CollectError for request-level failures."""
+        """Handle one tracking-API request; raise CollectError for request-level failures.
+
+        ``body`` may be the request's chunks as they arrive: header credentials are checked
+        before any of it is read and the size limit while it streams in (``collect.body``),
+        so an unauthenticated or oversized request costs no more memory than the limit.
+        """
         is_batch = endpoint in BATCH_ENDPOINTS
         limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
-        if len(body) > limit and not content_encoding:
-            raise CollectError(
-                413, "too_large", f"request body is {len(body)} bytes; at most {limit} allowed"
-            )
-        data = decompress(body, content_encoding, limit)
-        if len(data) > limit:
-            raise CollectError(
-                413, "too_large", f"request body is {len(data)} bytes; at most {limit} allowed"
-            )
         header_source = self._header_source(credentials)
+        data = await read_body(body, content_encoding, limit, declared_length=content_length)
         self._shed_load()
         received_at = self._clock()
         with self._judging():

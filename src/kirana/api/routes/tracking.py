@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from kirana.collect.schema import IncomingBatch, IncomingEvent
 from kirana.collect.service import CollectError, Credentials
@@ -35,14 +36,17 @@ async def _ingest(endpoint: str, request: Request) -> Response:
     collector = request.app.state.platform.collector
     headers = request.headers
     credentials = Credentials(headers.get("authorization"), headers.get("x-write-key"))
+    declared = headers.get("content-length")
     try:
-        body = await request.body()
         result = await collector.ingest(
             endpoint,
-            body,
+            request.stream(),  # read chunk by chunk, after the header credentials
             credentials=credentials,
             content_encoding=headers.get("content-encoding"),
+            content_length=int(declared) if declared and declared.isdigit() else None,
         )
+    except ClientDisconnect:
+        return _error(400, "client_disconnected", "the request body ended before it was complete")
     except CollectError as exc:
         return _error(exc.status, exc.code, exc.message, exc.retry_after)
     except LogBusy as exc:
