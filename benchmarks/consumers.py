@@ -50,7 +50,7 @@ def fill(data_dir: Path, events: int) -> None:
 
     settings = load_settings(data_dir)
     store = open_store(settings)
-    source = store.create_source("bench")
+    source, _ = store.create_source("bench")
     store.close()
     log = open_log(settings)
     bodies = Bodies("consumers")

@@ -89,12 +89,12 @@ def kirana_any(request: pytest.FixtureRequest, settings: Settings) -> Iterator[R
 
 def _running(settings: Settings, role: str) -> Iterator[RunningKirana]:
     platform = Platform.open(settings, role=role)
-    source = platform.store.create_source("test")
+    _, write_key = platform.store.create_source("test")
     _, admin = platform.store.create_token("admin", "admin")
     _, viewer = platform.store.create_token("viewer", "viewer")
     server, thread, url = start_server(platform)
     try:
-        yield RunningKirana(url, platform, source.write_key, admin, viewer)
+        yield RunningKirana(url, platform, write_key, admin, viewer)
     finally:
         server.should_exit = True
         thread.join(timeout=60)

@@ -68,7 +68,7 @@ def platform(tmp_path: Path):
 def test_hot_paths_answer_as_the_fastapi_routes(platform: Platform) -> None:
     app = create_app(platform, manage_lifecycle=False)
     assert any(m.cls is HotPaths for m in app.user_middleware)
-    key = platform.store.create_source("web").write_key
+    _, key = platform.store.create_source("web")
     _, admin = platform.store.create_token("admin", "admin")
     content = {
         "widgets": [

@@ -237,12 +237,12 @@ def second_kirana(tmp_path: Path) -> Iterator[RunningKirana]:
     from kirana.config import load_settings
 
     platform = Platform.open(load_settings(tmp_path / "second", lake={"linger_seconds": 0.2}))
-    source = platform.store.create_source("upstream")
+    _, write_key = platform.store.create_source("upstream")
     _, admin = platform.store.create_token("admin", "admin")
     _, viewer = platform.store.create_token("viewer", "viewer")
     server, thread, url = start_server(platform)
     try:
-        yield RunningKirana(url, platform, source.write_key, admin, viewer)
+        yield RunningKirana(url, platform, write_key, admin, viewer)
     finally:
         server.should_exit = True
         thread.join(timeout=60)

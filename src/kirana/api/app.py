@@ -15,12 +15,22 @@ from starlette.routing import Mount
 from kirana import __version__
 from kirana.api.hot_paths import Handler, HotPaths
 from kirana.api.relay import Relay
-from kirana.api.routes import admin, content, personalize, privacy, profiles, segments, tracking
+from kirana.api.routes import (
+    access,
+    admin,
+    content,
+    personalize,
+    privacy,
+    profiles,
+    segments,
+    tracking,
+)
 from kirana.api.routes import destinations as destination_routes
 from kirana.api.routes import experiments as experiment_routes
 from kirana.api.routes import models as model_routes
 from kirana.api.routes import replication as replication_routes
 from kirana.api.routes import syncs as sync_routes
+from kirana.audit.middleware import AuditMiddleware
 from kirana.runtime import Platform
 
 
@@ -85,13 +95,14 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.platform = platform
     app.include_router(tracking.router)
     app.include_router(admin.router)
+    app.include_router(access.router)
     app.include_router(profiles.router)
     app.include_router(privacy.router)
-    app.include_router(experiment_routes.router)  # before segments' PUT /v1/{kind}/{name}
-    app.include_router(content.router)  # before segments' PUT /v1/{kind}/{name}
+    app.include_router(experiment_routes.router)
+    app.include_router(content.router)
     app.include_router(personalize.router)
     app.include_router(model_routes.router)
-    app.include_router(replication_routes.router)  # before segments' /v1/{kind}/{name}
+    app.include_router(replication_routes.router)
     app.include_router(segments.router)
     app.include_router(destination_routes.router)
     app.include_router(sync_routes.router)
@@ -107,6 +118,8 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     }
     hot[("GET", "/v1/personalize")] = personalize.personalize_raw
     hot[("GET", "/health")] = _health_of(0)
+    # inside HotPaths: tracking and personalise never pass through the audit log
+    app.add_middleware(AuditMiddleware, store_of=lambda: platform.store)
     app.add_middleware(HotPaths, routes=hot, http_error=http_error_response)
 
     @app.exception_handler(HTTPException)

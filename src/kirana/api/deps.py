@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from kirana.audit.middleware import ACTOR_KEY
 from kirana.runtime import Platform
 from kirana.store.protocol import Token
 
@@ -34,20 +35,23 @@ def _token(
             },
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token = platform.store.token_by_secret(credentials.credentials)
+    token = platform.store.token_by_secret(credentials.credentials)  # never cached: revocation
     if token is None:
         raise HTTPException(
             401,
             detail={
                 "code": "unknown_token",
-                "message": "unknown access token (write keys only ingest)",
+                "message": "unknown or revoked access token (write keys only ingest)",
             },
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token
 
 
-def _admin(token: Annotated[Token, Depends(_token)]) -> Token:
+def _admin(request: Request, token: Annotated[Token, Depends(_token)]) -> Token:
+    """The caller's token if it is an admin's; either way the request is marked with it,
+    so :class:`kirana.audit.middleware.AuditMiddleware` records a change or its refusal."""
+    setattr(request.state, ACTOR_KEY, token)
     if token.role != "admin":
         raise HTTPException(
             403, detail={"code": "forbidden", "message": "this needs an admin token"}

@@ -1,9 +1,17 @@
-"""``kirana sources``, ``kirana tokens``, ``kirana quarantine``, ``kirana status``."""
+"""``kirana sources``, ``kirana tokens``, ``kirana audit``, ``kirana quarantine``,
+``kirana status``.
+
+These commands change the store directly (no server needed); each change is written to
+the audit log as done by ``cli:<operating-system user>``, as API changes are by token.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
-from typing import Annotated
+import re
+from datetime import timedelta
+from typing import Annotated, Any
 
 import typer
 
@@ -27,35 +35,69 @@ def _store(data_dir):
     return open_store(load_settings(data_dir))
 
 
+def _audit(store: Any, action: str, target: str, summary: dict[str, Any]) -> None:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        user = "unknown"
+    store.record_audit(
+        actor_id="cli",
+        actor_name=f"cli:{user}",
+        action=action,
+        target=target,
+        summary=summary,
+        status=0,
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90``, ``90s``, ``15m``, ``1h`` or ``2d`` as a duration."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"--overlap must be a number of seconds or like 15m, 1h, 2d, not {text!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
 @sources_app.command("create")
 def sources_create(
     name: Annotated[str, typer.Argument(help="A name for the source, e.g. `ios-app`.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Create a source and print its write key."""
+    """Create a source and print its write key (shown only this once)."""
     from kirana.store.protocol import AlreadyExists
 
     store = _store(data_dir)
     try:
-        source = store.create_source(name)
+        _, key = store.create_source(name)
     except AlreadyExists as exc:
-        raise fail(f"{exc}; see its key with `kirana sources list`") from exc
+        raise fail(f"{exc}; for a new key run `kirana sources rotate-key {name}`") from exc
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(source.write_key)
+    _audit(store, "POST /v1/sources", name, {"body": {"name": name}})
+    typer.echo(key)
 
 
 @sources_app.command("list")
 def sources_list(data_dir: DataDir = None) -> None:
-    """List sources: event sources with their write keys, then replication sources."""
+    """List sources: event sources with the first characters of their write keys, then
+    replication sources."""
     from rich.console import Console
     from rich.table import Table
 
     from kirana.cli.replication import replication_rows
 
-    table = Table("name", "id", "write key", "created", title="event sources")
+    table = Table("name", "id", "write keys", "state", "created", title="event sources")
     for s in _store(data_dir).list_sources():
-        table.add_row(s.name, s.id, s.write_key, s.created_at.isoformat(timespec="seconds"))
+        keys = ", ".join(
+            f"{k.prefix}…" + (f" (until {k.expires_at:%Y-%m-%d %H:%M} UTC)" if k.expires_at else "")
+            for k in s.keys
+        )
+        state = "enabled" if s.enabled else "disabled"
+        table.add_row(s.name, s.id, keys, state, s.created_at.isoformat(timespec="seconds"))
     Console().print(table)
     replicated = replication_rows(data_dir)
     if replicated:
@@ -63,6 +105,77 @@ def sources_list(data_dir: DataDir = None) -> None:
         for row in replicated:
             table.add_row(*row)
         Console().print(table)
+
+
+@sources_app.command("rotate-key")
+def sources_rotate_key(
+    name: Annotated[str, typer.Argument(help="The source.")],
+    overlap: Annotated[
+        str, typer.Option(help="How long the previous keys keep working: 90s, 15m, 1h, 2d.")
+    ] = "24h",
+    data_dir: DataDir = None,
+) -> None:
+    """Print a new write key for the source; its previous keys stop after --overlap."""
+    from kirana.store.protocol import NotFound
+
+    store = _store(data_dir)
+    try:
+        window = parse_duration(overlap)
+        _, key = store.rotate_write_key(name, window)
+    except (NotFound, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    summary = {"body": {"overlap_seconds": int(window.total_seconds())}}
+    _audit(store, "POST /v1/sources/{name}/rotate-key", name, summary)
+    typer.echo(key)
+
+
+def _set_enabled(name: str, enabled: bool, data_dir: Any) -> None:
+    from kirana.store.protocol import NotFound
+
+    store = _store(data_dir)
+    try:
+        store.set_source_enabled(name, enabled)
+    except NotFound as exc:
+        raise fail(str(exc)) from exc
+    verb = "enable" if enabled else "disable"
+    _audit(store, f"POST /v1/sources/{{name}}/{verb}", name, {})
+    typer.echo(f"source {name!r} {verb}d")
+
+
+@sources_app.command("disable")
+def sources_disable(
+    name: Annotated[str, typer.Argument(help="The source.")], data_dir: DataDir = None
+) -> None:
+    """Refuse the source's events (403 `source_disabled`, nothing stored) until enabled."""
+    _set_enabled(name, False, data_dir)
+
+
+@sources_app.command("enable")
+def sources_enable(
+    name: Annotated[str, typer.Argument(help="The source.")], data_dir: DataDir = None
+) -> None:
+    """Accept the source's events again."""
+    _set_enabled(name, True, data_dir)
+
+
+@sources_app.command("delete")
+def sources_delete(
+    name: Annotated[str, typer.Argument(help="The source.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete a source: its write keys stop working at once; the events it sent stay."""
+    from kirana.store.protocol import NotFound
+
+    if not yes:
+        typer.confirm(f"delete source {name!r}? its write keys stop working at once", abort=True)
+    store = _store(data_dir)
+    try:
+        source = store.delete_source(name)
+    except NotFound as exc:
+        raise fail(str(exc)) from exc
+    _audit(store, "DELETE /v1/sources/{name}", name, {"params": {"name": name}})
+    typer.echo(f"source {name!r} ({source.id}) deleted; its events are kept")
 
 
 @tokens_app.command("create")
@@ -74,18 +187,68 @@ def tokens_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create an access token and print it (it is shown only once)."""
+    store = _store(data_dir)
     try:
-        _, secret = _store(data_dir).create_token(name, role)  # type: ignore[arg-type]
+        token, secret = store.create_token(name, role)  # type: ignore[arg-type]
     except ValueError as exc:
         raise fail(str(exc)) from exc
+    _audit(store, "POST /v1/tokens", token.id, {"body": {"name": name, "role": role}})
     typer.echo(secret)
 
 
 @tokens_app.command("list")
 def tokens_list(data_dir: DataDir = None) -> None:
-    """List access tokens (names and roles; secrets are never stored)."""
+    """List access tokens: id, name, role, created, revoked (secrets are never stored)."""
     for t in _store(data_dir).list_tokens():
-        typer.echo(f"{t.id}\t{t.name}\t{t.role}\t{t.created_at.isoformat(timespec='seconds')}")
+        revoked = f"revoked {t.revoked_at.isoformat(timespec='seconds')}" if t.revoked_at else ""
+        typer.echo(
+            f"{t.id}\t{t.name}\t{t.role}\t{t.created_at.isoformat(timespec='seconds')}\t{revoked}"
+        )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (`kirana tokens list`).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a token: every request with it gets 401 from now on."""
+    from kirana.store.protocol import NotFound
+
+    store = _store(data_dir)
+    try:
+        token = store.revoke_token(token_id)
+    except NotFound as exc:
+        raise fail(str(exc)) from exc
+    _audit(store, "DELETE /v1/tokens/{token_id}", token_id, {"params": {"token_id": token_id}})
+    typer.echo(f"token {token.id} ({token.name}) revoked")
+
+
+def audit(
+    actor: Annotated[str | None, typer.Option(help="Only this token (id or name).")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only actions starting so, e.g. `DELETE`.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Only this object, e.g. a name.")] = None,
+    before: Annotated[int | None, typer.Option(help="Entries older than this seq.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 50,
+    data_dir: DataDir = None,
+) -> None:
+    """The audit log of management changes, newest first, as JSON lines."""
+    entries = _store(data_dir).list_audit(
+        before=before, limit=limit, actor=actor, action=action, target=target
+    )
+    for e in entries:
+        row = {
+            "seq": e.seq,
+            "at": e.at.isoformat(),
+            "actor_id": e.actor_id,
+            "actor_name": e.actor_name,
+            "action": e.action,
+            "target": e.target,
+            "status": e.status,
+            "summary": e.summary,
+        }
+        typer.echo(json.dumps(row))
 
 
 @quarantine_app.command("list")

@@ -112,12 +112,24 @@ class Collector:
                 "no write key: send it as the basic-auth user name, "
                 "an X-Write-Key header or `writeKey` in the body",
             )
+        return self._source_for(key)
+
+    def _source_for(self, key: str) -> Source:
+        """The enabled source ``key`` belongs to: 401 for an unknown, expired or deleted
+        key, 403 for a disabled source (nothing of the request is stored)."""
         source = self._lookup_source(key)
         if source is None:
             raise CollectError(
                 401,
                 "unknown_write_key",
                 "unknown write key; create a source with `kirana sources create NAME`",
+            )
+        if not source.enabled:
+            raise CollectError(
+                403,
+                "source_disabled",
+                f"source {source.name!r} is disabled; enable it with "
+                f"`kirana sources enable {source.name}`",
             )
         return source
 
@@ -157,14 +169,7 @@ class Collector:
         key = credentials.header_key()
         if key is None:
             return None
-        source = self._lookup_source(key)
-        if source is None:
-            raise CollectError(
-                401,
-                "unknown_write_key",
-                "unknown write key; create a source with `kirana sources create NAME`",
-            )
-        return source
+        return self._source_for(key)
 
     async def _ingest_one(
         self, endpoint: str, data: bytes, header_source: Source | None, received_at: datetime

@@ -154,11 +154,11 @@ def load_demo_once(
     from kirana.demo.showcase import complete_demo, next_steps
 
     store = platform.store
-    source = _demo_source(store)
+    write_key = _demo_write_key(store)
     if store.get_setting(DEMO_LOADED):
         print("demo data already loaded; checking models, content and the experiment")
     else:
-        stats = send_demo(url, source.write_key, users=users, should_stop=should_stop)
+        stats = send_demo(url, write_key, users=users, should_stop=should_stop)
         if should_stop():
             return
         platform.drain(timeout=600)
@@ -169,16 +169,21 @@ def load_demo_once(
     if should_stop():
         return
     complete_demo(platform)
-    print(next_steps(platform.settings, source.write_key))
+    print(next_steps(platform.settings, write_key))
 
 
-def _demo_source(store: Any) -> Any:
+def _demo_write_key(store: Any) -> str:
+    """A write key for the demo source. Keys are stored only as hashes, so when the source
+    exists already it gets a fresh key; the previous one keeps working for a day."""
+    from datetime import timedelta
+
     from kirana.store.protocol import NotFound
 
     try:
-        return store.source_by_name(DEMO_SOURCE)
+        store.source_by_name(DEMO_SOURCE)
     except NotFound:
-        return store.create_source(DEMO_SOURCE)
+        return store.create_source(DEMO_SOURCE)[1]
+    return store.rotate_write_key(DEMO_SOURCE, timedelta(days=1))[1]
 
 
 def _define_segments(platform: Any) -> str:
@@ -217,14 +222,14 @@ def with_embedded_server(data_dir: Path | None, *, users: int | None, seed: int)
     try:
         from kirana.demo.showcase import complete_demo, next_steps
 
-        source = _demo_source(platform.store)
-        stats = send_demo(f"http://127.0.0.1:{port}", source.write_key, users=users, seed=seed)
+        write_key = _demo_write_key(platform.store)
+        stats = send_demo(f"http://127.0.0.1:{port}", write_key, users=users, seed=seed)
         platform.drain(timeout=600)
         print(_define_segments(platform))
         platform.store.set_setting(DEMO_LOADED, str(stats.sent))
         complete_demo(platform)
         print("start the server with `kirana serve`, then")
-        print(next_steps(load_settings(data_dir), source.write_key))
+        print(next_steps(load_settings(data_dir), write_key))
     finally:
         server.should_exit = True
         thread.join()

@@ -1,29 +1,18 @@
-"""Management API: sources, quarantine and pipeline status (access tokens only)."""
+"""Management API: quarantine and pipeline status (access tokens only; sources and
+tokens are in :mod:`kirana.api.routes.access`)."""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from kirana.api.deps import AdminDep, PlatformDep, ViewerDep
+from kirana.api.deps import PlatformDep, ViewerDep
 from kirana.runtime import Platform
-from kirana.store.protocol import AlreadyExists
 
 router = APIRouter(prefix="/v1", tags=["management"])
-
-
-class SourceCreate(BaseModel):
-    name: str
-
-
-class SourcePublic(BaseModel):
-    id: str
-    name: str
-    write_key: str
-    created_at: datetime
 
 
 class QuarantinedPublic(BaseModel):
@@ -80,29 +69,17 @@ class Status(BaseModel):
     decision_log: DecisionLogStatus
 
 
-@router.get("/sources", response_model=list[SourcePublic])
-def list_sources(platform: PlatformDep, _: AdminDep) -> list[SourcePublic]:
-    sources = platform.store.list_sources()
-    return [SourcePublic.model_validate(s, from_attributes=True) for s in sources]
-
-
-@router.post("/sources", response_model=SourcePublic, status_code=201)
-def create_source(body: SourceCreate, platform: PlatformDep, _: AdminDep) -> SourcePublic:
-    try:
-        source = platform.store.create_source(body.name)
-    except AlreadyExists as exc:
-        raise HTTPException(409, detail={"code": "already_exists", "message": str(exc)}) from exc
-    except ValueError as exc:
-        raise HTTPException(422, detail={"code": "invalid_field", "message": str(exc)}) from exc
-    return SourcePublic.model_validate(source, from_attributes=True)
-
-
 @router.get("/quarantine", response_model=list[QuarantinedPublic])
 def list_quarantine(
     platform: PlatformDep,
     _: ViewerDep,
     source_id: str | None = None,
-    after: int = Query(-1, description="Only entries after this log offset (for paging)"),
+    after: int = Query(
+        -1,
+        ge=-1,
+        le=2**63 - 1,  # SQLite's largest integer
+        description="Only entries after this log offset (for paging)",
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[QuarantinedPublic]:
     entries = platform.store.list_quarantined(source_id=source_id, after_offset=after, limit=limit)

@@ -65,6 +65,16 @@ def _exp(platform: Platform) -> Experiments:
     return experiments(platform)
 
 
+#: the writes refused when they contradict what is stored (`_call`)
+_CONFLICT = {
+    409: {
+        "description": "Contradicts what is stored (`conflict`): a duplicate key, "
+        "an experiment not in the right state, or a definition still in use"
+    }
+}
+_DEFINITION = "The definition: fields in docs/experiments.md"
+
+
 # -- experiments ------------------------------------------------------------------------
 
 
@@ -80,11 +90,13 @@ def list_experiments(platform: PlatformDep, _: ViewerDep) -> list[dict[str, Any]
     return out
 
 
-@v1.post("/experiments", status_code=201)
+@v1.post("/experiments", status_code=201, responses=_CONFLICT)
 def create_experiment(
     platform: PlatformDep,
     _: AdminDep,
-    definition: dict[str, Any] = Body(..., openapi_examples={"ab": {"value": _EXAMPLE}}),
+    definition: dict[str, Any] = Body(
+        ..., description=_DEFINITION, openapi_examples={"ab": {"value": _EXAMPLE}}
+    ),
 ) -> dict[str, Any]:
     """Create a draft experiment (fields: docs/experiments.md); start it with `/start`."""
     return _call(lambda: _exp(platform).service.create(definition)).to_json()
@@ -98,27 +110,30 @@ def show_experiment(key: str, platform: PlatformDep, _: ViewerDep) -> dict[str, 
     return item
 
 
-@v1.put("/experiments/{key}")
+@v1.put("/experiments/{key}", responses=_CONFLICT)
 def update_experiment(
-    key: str, platform: PlatformDep, _: AdminDep, definition: dict[str, Any] = Body(...)
+    key: str,
+    platform: PlatformDep,
+    _: AdminDep,
+    definition: dict[str, Any] = Body(..., description=_DEFINITION),
 ) -> dict[str, Any]:
     """Replace a draft's definition (running and stopped experiments are frozen)."""
     return _call(lambda: _exp(platform).service.update(key, definition)).to_json()
 
 
-@v1.delete("/experiments/{key}", status_code=204)
+@v1.delete("/experiments/{key}", status_code=204, responses=_CONFLICT)
 def delete_experiment(key: str, platform: PlatformDep, _: AdminDep) -> None:
     """Delete a draft or stopped experiment (refused while running or referenced)."""
     _call(lambda: _exp(platform).service.delete(key))
 
 
-@v1.post("/experiments/{key}/start")
+@v1.post("/experiments/{key}/start", responses=_CONFLICT)
 def start_experiment(key: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
     """draft -> running: users are assigned from now on."""
     return _call(lambda: _exp(platform).service.start(key)).to_json()
 
 
-@v1.post("/experiments/{key}/stop")
+@v1.post("/experiments/{key}/stop", responses=_CONFLICT)
 def stop_experiment(key: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
     """running -> stopped: nobody is assigned any more; the report stays available."""
     return _call(lambda: _exp(platform).service.stop(key)).to_json()
@@ -168,13 +183,19 @@ def _source(platform: Platform, request: Request) -> None:
             },
         )
     sources = platform.service("experiments.sources", lambda: SourceCache(platform.store))
-    if sources(key) is None:
+    source = sources(key)
+    if source is None:
         raise HTTPException(
             401,
             detail={
                 "code": "unknown_write_key",
                 "message": "unknown write key; create a source with `kirana sources create NAME`",
             },
+        )
+    if not source.enabled:
+        raise HTTPException(
+            403,
+            detail={"code": "source_disabled", "message": f"source {source.name!r} is disabled"},
         )
 
 
@@ -224,11 +245,14 @@ async def experiment_report(
     return await run_in_threadpool(_report, platform, key, refresh)
 
 
+_PNG = {200: {"description": "A PNG image", "content": {"image/png": {}}}}
+
+
 def _png(content: bytes) -> Response:
     return Response(content, media_type="image/png", headers={"Cache-Control": "max-age=60"})
 
 
-@v1.get("/experiments/{key}/lift.png", response_class=Response)
+@v1.get("/experiments/{key}/lift.png", response_class=Response, responses=_PNG)
 async def lift_plot(key: str, platform: PlatformDep, _: ViewerDep) -> Response:
     """Every metric's lift with its interval, as a PNG."""
     from kirana.experiments.plots import lift_png
@@ -237,7 +261,7 @@ async def lift_plot(key: str, platform: PlatformDep, _: ViewerDep) -> Response:
     return _png(await run_in_threadpool(lift_png, report))
 
 
-@v1.get("/experiments/{key}/plots/{metric}.png", response_class=Response)
+@v1.get("/experiments/{key}/plots/{metric}.png", response_class=Response, responses=_PNG)
 async def metric_plot(
     key: str,
     metric: str,
@@ -270,9 +294,16 @@ def list_metrics(platform: PlatformDep, _: ViewerDep) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(m) for m in _exp(platform).service.metrics()]
 
 
-@v1.put("/metrics/{key}")
+@v1.put("/metrics/{key}", responses=_CONFLICT)
 def save_metric(
-    key: str, platform: PlatformDep, _: AdminDep, definition: dict[str, Any] = Body(...)
+    key: str,
+    platform: PlatformDep,
+    _: AdminDep,
+    definition: dict[str, Any] = Body(
+        ...,
+        description="`type` (binomial, count, sum, ratio), `event` and the rest of "
+        "the metric fields in docs/experiments.md",
+    ),
 ) -> dict[str, Any]:
     """Create or replace a metric (types binomial, count, sum, ratio; docs/experiments.md)."""
     import msgspec
@@ -281,7 +312,7 @@ def save_metric(
     return msgspec.to_builtins(metric)
 
 
-@v1.delete("/metrics/{key}", status_code=204)
+@v1.delete("/metrics/{key}", status_code=204, responses=_CONFLICT)
 def delete_metric(key: str, platform: PlatformDep, _: AdminDep) -> None:
     _call(lambda: _exp(platform).service.delete_metric(key))
 
@@ -293,9 +324,15 @@ def list_flags(platform: PlatformDep, _: ViewerDep) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(f) for f in _exp(platform).service.flags()]
 
 
-@v1.put("/flags/{key}")
+@v1.put("/flags/{key}", responses=_CONFLICT)
 def save_flag(
-    key: str, platform: PlatformDep, _: AdminDep, definition: dict[str, Any] = Body(...)
+    key: str,
+    platform: PlatformDep,
+    _: AdminDep,
+    definition: dict[str, Any] = Body(
+        ...,
+        description="`default` value and `rules` (force, rollout, experiment): docs/experiments.md",
+    ),
 ) -> dict[str, Any]:
     """Create or replace a feature flag (rules: force values, rollouts, experiments)."""
     import msgspec
@@ -304,7 +341,7 @@ def save_flag(
     return msgspec.to_builtins(flag)
 
 
-@v1.delete("/flags/{key}", status_code=204)
+@v1.delete("/flags/{key}", status_code=204, responses=_CONFLICT)
 def delete_flag(key: str, platform: PlatformDep, _: AdminDep) -> None:
     _call(lambda: _exp(platform).service.delete_flag(key))
 
@@ -334,7 +371,17 @@ class _PayloadCache:
             return body, etag
 
 
-@sdk_router.get("/api/features/{client_key}", response_class=Response)
+@sdk_router.get(
+    "/api/features/{client_key}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "GrowthBook's SDK payload: `features` and `experiments`",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        304: {"description": "Unchanged since the `If-None-Match` ETag"},
+    },
+)
 def sdk_features(client_key: str, request: Request, platform: PlatformDep) -> Response:
     """Every flag and running experiment in GrowthBook's SDK format: point a GrowthBook SDK's
     `apiHost` at Kirana and use a source's write key as its `clientKey`."""

@@ -12,8 +12,9 @@ from kirana.profiles import segments_service
 from kirana.segments.rules import DefinitionError
 
 router = APIRouter(prefix="/v1", tags=["segments"])
-
-_KIND_PATHS = {"computed-traits": "computed_trait", "audiences": "audience"}
+_DEFINITION = Body(
+    ..., description="`conditions` or `sql` (and the trait's aggregation): docs/segments.md"
+)
 
 
 def _invalid(exc: DefinitionError) -> HTTPException:
@@ -46,30 +47,16 @@ def list_audiences(platform: PlatformDep, _: ViewerDep) -> list[dict[str, Any]]:
     return out
 
 
-@router.put("/{kind}/{name}")
-def save_definition(
-    kind: str, name: str, platform: PlatformDep, _: AdminDep, definition: dict[str, Any] = Body(...)
-) -> dict[str, Any]:
-    """Create or replace a computed trait (`computed-traits`) or an audience (`audiences`)."""
-    if kind not in _KIND_PATHS:
-        raise HTTPException(
-            404, detail={"code": "not_found", "message": f"no such collection {kind!r}"}
-        )
+def _save(kind: str, name: str, platform: Any, definition: dict[str, Any]) -> dict[str, Any]:
     try:
-        return segments_service.save(platform.profiles, _KIND_PATHS[kind], name, definition)
+        return segments_service.save(platform.profiles, kind, name, definition)
     except DefinitionError as exc:
         raise _invalid(exc) from exc
 
 
-@router.delete("/{kind}/{name}", status_code=204)
-def delete_definition(kind: str, name: str, platform: PlatformDep, _: AdminDep) -> None:
-    """Delete a definition (refused while an audience refers to it)."""
-    if kind not in _KIND_PATHS:
-        raise HTTPException(
-            404, detail={"code": "not_found", "message": f"no such collection {kind!r}"}
-        )
+def _delete(kind: str, name: str, platform: Any) -> None:
     try:
-        removed = segments_service.delete(platform.profiles, _KIND_PATHS[kind], name)
+        removed = segments_service.delete(platform.profiles, kind, name)
     except DefinitionError as exc:
         raise HTTPException(409, detail={"code": "in_use", "message": str(exc)}) from exc
     if not removed:
@@ -78,9 +65,39 @@ def delete_definition(kind: str, name: str, platform: PlatformDep, _: AdminDep) 
         )
 
 
+# One route per kind, not `/{kind}/{name}`: a catch-all there captured every other
+# router's `PUT`/`DELETE /v1/<collection>/<name>` (destinations and syncs answered 404).
+@router.put("/computed-traits/{name}")
+def save_computed_trait(
+    name: str, platform: PlatformDep, _: AdminDep, definition: dict[str, Any] = _DEFINITION
+) -> dict[str, Any]:
+    """Create or replace a computed trait."""
+    return _save("computed_trait", name, platform, definition)
+
+
+@router.put("/audiences/{name}")
+def save_audience(
+    name: str, platform: PlatformDep, _: AdminDep, definition: dict[str, Any] = _DEFINITION
+) -> dict[str, Any]:
+    """Create or replace an audience."""
+    return _save("audience", name, platform, definition)
+
+
+@router.delete("/computed-traits/{name}", status_code=204)
+def delete_computed_trait(name: str, platform: PlatformDep, _: AdminDep) -> None:
+    """Delete a computed trait (refused while an audience refers to it)."""
+    _delete("computed_trait", name, platform)
+
+
+@router.delete("/audiences/{name}", status_code=204)
+def delete_audience(name: str, platform: PlatformDep, _: AdminDep) -> None:
+    """Delete an audience (refused while an audience refers to it)."""
+    _delete("audience", name, platform)
+
+
 @router.post("/audiences/estimate")
 async def estimate_audience(
-    platform: PlatformDep, _: ViewerDep, definition: dict[str, Any] = Body(...)
+    platform: PlatformDep, _: ViewerDep, definition: dict[str, Any] = _DEFINITION
 ) -> dict[str, int]:
     """How many profiles the audience would hold now (nothing is saved)."""
     try:
