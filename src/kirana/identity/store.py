@@ -42,6 +42,11 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS profile_merges (
         from_profile TEXT NOT NULL, into_profile TEXT NOT NULL, ts TEXT NOT NULL,
         message_id TEXT NOT NULL, PRIMARY KEY (from_profile, into_profile, message_id))""",
+    # the UTC days on which an identifier had events in the lake: profile timelines read
+    # only those partitions of the events table (kirana.profiles.timeline)
+    """CREATE TABLE IF NOT EXISTS identity_event_days (
+        id_type TEXT NOT NULL, id_value TEXT NOT NULL, day TEXT NOT NULL,
+        PRIMARY KEY (id_type, id_value, day))""",
     """CREATE TABLE IF NOT EXISTS profile_positions (
         consumer TEXT PRIMARY KEY, position BIGINT NOT NULL)""",
 ]
@@ -91,6 +96,8 @@ class ProfileStore(Protocol):
     def profile(self, identifier: Identifier) -> Profile | None: ...
     def profile_by_id(self, profile_id: str) -> Profile | None: ...
     def profile_summary(self, identifier: Identifier) -> ProfileSummary | None: ...
+    def record_event_days(self, rows: Sequence[tuple[str, str, str]]) -> None: ...
+    def event_days(self, identifiers: Iterable[Identifier]) -> list[str]: ...
     def get_position(self, consumer: str) -> int | None: ...
     def set_position(self, consumer: str, position: int) -> None: ...
     def close(self) -> None: ...
@@ -270,6 +277,17 @@ class SQLProfileStore(SegmentTablesMixin):
         return Profile(profile_id, members, traits, merges)
 
     # -- consumer position ----------------------------------------------------------
+
+    # -- active days (profile timelines) -------------------------------------------
+
+    def record_event_days(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Remember that identifiers had events on days (``YYYY-MM-DD``, UTC); idempotent."""
+        self._many("INSERT INTO identity_event_days VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows)
+
+    def event_days(self, identifiers: Iterable[Identifier]) -> list[str]:
+        """The distinct days on which any of these identifiers had events, newest first."""
+        rows = self._select_in("SELECT DISTINCT day FROM identity_event_days", list(identifiers))
+        return sorted({r[0] for r in rows}, reverse=True)
 
     def get_position(self, consumer: str) -> int | None:
         row = self._exec(

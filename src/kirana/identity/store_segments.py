@@ -296,6 +296,7 @@ class SegmentTablesMixin:
         self._many("DELETE FROM identity_links WHERE a_type = ? AND a_value = ?", pairs)
         self._many("DELETE FROM identity_links WHERE b_type = ? AND b_value = ?", pairs)
         self._many("DELETE FROM recent_events WHERE id_type = ? AND id_value = ?", pairs)
+        self._many("DELETE FROM identity_event_days WHERE id_type = ? AND id_value = ?", pairs)
         for table in ("computed_trait_values", "audience_memberships", "audience_history"):
             self._exec(f"DELETE FROM {table} WHERE profile_id = ?", (profile_id,))
         self._exec(

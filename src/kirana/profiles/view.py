@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -50,40 +50,30 @@ def find_profile(
         if profile is not None:
             return ProfileView(
                 profile,
-                latest_events(lake_dir, profile, events),
+                latest_events(lake_dir, profile, events, store),
                 computed_traits=store.computed_values(profile.profile_id),
                 audiences=store.audiences_of(profile.profile_id),
             )
     return None
 
 
-def latest_events(lake_dir: Path, profile: Profile, limit: int) -> list[dict[str, Any]]:
+def latest_events(
+    lake_dir: Path, profile: Profile, limit: int, store: ProfileStore | None = None
+) -> list[dict[str, Any]]:
     """The profile's most recent events from the lake, newest first.
 
     An event that carries a user id belongs to that user's profile even when
-    its anonymous id belongs to someone else's (a shared device).
+    its anonymous id belongs to someone else's (a shared device). With the profile
+    store, only the days its identifiers were active are read (kirana.profiles.timeline).
     """
     if limit == 0:
         return []
-    from kirana.lake.catalog import connect, lake_tables
+    from kirana.profiles.timeline import timeline_of
 
-    if "events" not in lake_tables(lake_dir):
-        return []
     users = [v for t, v in profile.identities if t == "user_id"]
     anons = [v for t, v in profile.identities if t == "anonymous_id"]
-    conn = connect(lake_dir)
-    rows = conn.execute(
-        "SELECT message_id, type, event, name, user_id, anonymous_id, timestamp, properties "
-        "FROM events WHERE list_contains($users, user_id) "
-        "OR (user_id IS NULL AND list_contains($anons, anonymous_id)) "
-        "ORDER BY timestamp DESC, message_id LIMIT $limit",
-        {"users": users, "anons": anons, "limit": limit},
-    ).fetchall()
-    columns = ["message_id", "type", "event", "name", "user_id", "anonymous_id", "timestamp"]
-    out = []
-    for row in rows:
-        item = {c: v for c, v in zip(columns, row[:7], strict=True) if v is not None}
-        item["timestamp"] = row[6].isoformat()
-        item["properties"] = json.loads(row[7]) if row[7] else {}
-        out.append(item)
-    return out
+    days = None
+    if store is not None:
+        keys = [(t, v) for t, v in profile.identities if t in ("user_id", "anonymous_id")]
+        days = [date.fromisoformat(d) for d in store.event_days(keys)]
+    return timeline_of(lake_dir).latest(users, anons, days, limit)
