@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
 from kirana import __version__
+from kirana.api.errors import http_error_response, install_error_handlers
 from kirana.api.hot_paths import Handler, HotPaths
+from kirana.api.openapi import install_openapi
 from kirana.api.relay import Relay
 from kirana.api.routes import (
     access,
@@ -33,13 +34,15 @@ from kirana.api.routes import syncs as sync_routes
 from kirana.audit.middleware import AuditMiddleware
 from kirana.runtime import Platform
 
+__all__ = ["create_app", "create_replica_app", "http_error_response"]
 
-def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
-    """Every HTTP error as ``{code, message}`` (a route may raise one with a dict detail)."""
-    detail = exc.detail
-    if not isinstance(detail, dict):
-        detail = {"code": "error", "message": str(detail)}
-    return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+
+class Health(BaseModel):
+    ok: bool
+    process: int = Field(
+        description="Which API process answered (0: the first, which owns the event log; "
+        "1 and up: `kirana serve --api-processes`)"
+    )
 
 
 def _health_of(process: int) -> Handler:
@@ -107,11 +110,11 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(destination_routes.router)
     app.include_router(sync_routes.router)
 
-    @app.get("/health", tags=["status"])
-    async def health() -> dict:
+    @app.get("/health", tags=["status"], response_model=Health)
+    async def health() -> Health:
         """Liveness: the process is up. ``process`` says which API process answered (0: the
         first, which owns the event log; 1 and up: ``kirana serve --api-processes``)."""
-        return {"ok": True, "process": 0}
+        return Health(ok=True, process=0)
 
     hot: dict[tuple[str, str], Handler] = {
         ("POST", path): handler for path, handler in tracking.HANDLERS.items()
@@ -122,32 +125,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.add_middleware(AuditMiddleware, store_of=lambda: platform.store)
     app.add_middleware(HotPaths, routes=hot, http_error=http_error_response)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return http_error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse(
-            {
-                "code": "invalid_field",
-                "message": f"`{field}`: {first.get('msg')}",
-                "errors": exc.errors(),
-            },
-            status_code=422,
-        )
-
-    schema = app.openapi()
-    schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(
-        {
-            "writeKeyBasic": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "Write key as the user name",
-            },
-            "writeKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Write-Key"},
-        }
-    )
+    install_error_handlers(app)
+    install_openapi(app)
+    app.openapi()  # built now: a route that cannot be described fails at start, not later
     return app

@@ -88,7 +88,14 @@ def _out(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
-Payload = Body(...)
+Payload = Body(..., description="The record's fields: docs/automation.md")
+#: writes refused when they contradict what is stored (`_call`)
+_CONFLICT = {
+    409: {
+        "description": "Contradicts what is stored (`conflict`): the key exists, "
+        "or the record is in use"
+    }
+}
 
 
 # -- placements -------------------------------------------------------------------------
@@ -100,11 +107,13 @@ def list_placements(platform: PlatformDep, _: ViewerDep) -> list[dict]:
     return _out(_store(platform).placements())
 
 
-@router.post("/placements", status_code=201)
+@router.post("/placements", status_code=201, responses=_CONFLICT)
 def create_placement(
     platform: PlatformDep,
     _: AdminDep,
-    body: dict[str, Any] = Body(..., examples=[_PLACEMENT_EXAMPLE]),
+    body: dict[str, Any] = Body(
+        ..., description="`key`, `max_widgets`, `widgets`", examples=[_PLACEMENT_EXAMPLE]
+    ),
 ) -> dict:
     """Create a placement; its widgets must exist."""
     return _out(_call(lambda: _store(platform).create_placement(body)))
@@ -115,7 +124,7 @@ def get_placement(key: str, platform: PlatformDep, _: ViewerDep) -> dict:
     return _out(_call(lambda: _store(platform).placement(key)))
 
 
-@router.put("/placements/{key}")
+@router.put("/placements/{key}", responses=_CONFLICT)
 def update_placement(
     key: str, platform: PlatformDep, _: AdminDep, body: dict[str, Any] = Payload
 ) -> dict:
@@ -123,7 +132,7 @@ def update_placement(
     return _out(_call(lambda: _store(platform).update_placement(key, body)))
 
 
-@router.delete("/placements/{key}", status_code=204)
+@router.delete("/placements/{key}", status_code=204, responses=_CONFLICT)
 def delete_placement(key: str, platform: PlatformDep, _: AdminDep) -> None:
     _call(lambda: _store(platform).delete_placement(key))
 
@@ -183,9 +192,13 @@ def list_widgets(platform: PlatformDep, _: ViewerDep) -> list[dict]:
     return _out(_store(platform).widgets())
 
 
-@router.post("/widgets", status_code=201)
+@router.post("/widgets", status_code=201, responses=_CONFLICT)
 def create_widget(
-    platform: PlatformDep, _: AdminDep, body: dict[str, Any] = Body(..., examples=[_WIDGET_EXAMPLE])
+    platform: PlatformDep,
+    _: AdminDep,
+    body: dict[str, Any] = Body(
+        ..., description="`key`, `kind` and the widget's settings", examples=[_WIDGET_EXAMPLE]
+    ),
 ) -> dict:
     """Create a widget; content widgets may bring their `items` inline."""
     store = _store(platform)
@@ -203,7 +216,7 @@ def get_widget(key: str, platform: PlatformDep, _: ViewerDep) -> dict:
     return _call(lambda: {**_out(store.widget(key)), "items": _out(store.items(key))})
 
 
-@router.put("/widgets/{key}")
+@router.put("/widgets/{key}", responses=_CONFLICT)
 def update_widget(
     key: str, platform: PlatformDep, _: AdminDep, body: dict[str, Any] = Payload
 ) -> dict:
@@ -211,7 +224,7 @@ def update_widget(
     return _out(_call(lambda: _store(platform).update_widget(key, body)))
 
 
-@router.delete("/widgets/{key}", status_code=204)
+@router.delete("/widgets/{key}", status_code=204, responses=_CONFLICT)
 def delete_widget(key: str, platform: PlatformDep, _: AdminDep) -> None:
     """Delete a widget and its items (refused while a placement uses it)."""
     _call(lambda: _store(platform).delete_widget(key))
@@ -226,12 +239,14 @@ def list_items(widget: str, platform: PlatformDep, _: ViewerDep) -> list[dict]:
     return _out(_call(lambda: (store.widget(widget), store.items(widget))[1]))
 
 
-@router.post("/widgets/{widget}/items", status_code=201)
+@router.post("/widgets/{widget}/items", status_code=201, responses=_CONFLICT)
 def create_item(
     widget: str,
     platform: PlatformDep,
     _: AdminDep,
-    body: dict[str, Any] = Body(..., examples=[_ITEM_EXAMPLE]),
+    body: dict[str, Any] = Body(
+        ..., description="`key`, `title`, `template` and targeting", examples=[_ITEM_EXAMPLE]
+    ),
 ) -> dict:
     return _out(_call(lambda: _store(platform).create_item(widget, body)))
 
@@ -241,7 +256,7 @@ def get_item(widget: str, key: str, platform: PlatformDep, _: ViewerDep) -> dict
     return _out(_call(lambda: _store(platform).item(widget, key)))
 
 
-@router.put("/widgets/{widget}/items/{key}")
+@router.put("/widgets/{widget}/items/{key}", responses=_CONFLICT)
 def update_item(
     widget: str, key: str, platform: PlatformDep, _: AdminDep, body: dict[str, Any] = Payload
 ) -> dict:
@@ -249,7 +264,7 @@ def update_item(
     return _out(_call(lambda: _store(platform).update_item(widget, key, body)))
 
 
-@router.delete("/widgets/{widget}/items/{key}", status_code=204)
+@router.delete("/widgets/{widget}/items/{key}", status_code=204, responses=_CONFLICT)
 def delete_item(widget: str, key: str, platform: PlatformDep, _: AdminDep) -> None:
     _call(lambda: _store(platform).delete_item(widget, key))
 
@@ -257,7 +272,10 @@ def delete_item(widget: str, key: str, platform: PlatformDep, _: AdminDep) -> No
 # -- bulk -------------------------------------------------------------------------------
 
 
-@router.post("/import")
+@router.post(
+    "/import",
+    responses={**_CONFLICT, 404: {"description": "A placement names a widget that does not exist"}},
+)
 def import_content(platform: PlatformDep, _: AdminDep, body: dict[str, Any] = Payload) -> dict:
     """Create or update `widgets` (with inline items) and `placements` in one transaction;
     unchanged records keep their versions and statistics."""

@@ -26,7 +26,11 @@ def _error(exc: Exception) -> HTTPException:
 _KNOWN = (service.NotFound, service.AlreadyExists, ConfigError)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={409: {"description": "A destination of that name exists (`already_exists`)"}},
+)
 def create_destination(
     body: DestinationConfig, platform: PlatformDep, _: AdminDep, replace: bool = False
 ) -> dict[str, Any]:

@@ -92,7 +92,11 @@ def list_jobs(platform: PlatformDep, _: ViewerDep) -> list[JobPublic]:
     ]
 
 
-@router.get("/runs", response_model=list[RunPublic])
+@router.get(
+    "/runs",
+    response_model=list[RunPublic],
+    responses={404: {"description": "No such job (`job`)"}},
+)
 def list_runs(
     platform: PlatformDep,
     _: ViewerDep,
@@ -116,7 +120,11 @@ def get_run(run_id: str, platform: PlatformDep, _: ViewerDep) -> RunPublic:
     return RunPublic.model_validate(run.as_dict())
 
 
-@router.post("/outputs/{output}/rollback", response_model=RunPublic)
+@router.post(
+    "/outputs/{output}/rollback",
+    response_model=RunPublic,
+    responses={409: {"description": "The job is running (`busy`)"}},
+)
 def rollback(output: str, body: RollbackRequest, platform: PlatformDep, _: AdminDep) -> RunPublic:
     """Make an earlier run's output current again, in the lake and in serving or profiles."""
     from kirana.models.jobs.locks import JobBusy

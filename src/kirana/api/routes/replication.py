@@ -45,7 +45,11 @@ def list_sources(platform: PlatformDep, _: AdminDep) -> list[dict[str, Any]]:
     return [source_status(state, platform.settings.lake_dir, c.name) for c in state.list()]
 
 
-@router.post("/replication/sources", status_code=201)
+@router.post(
+    "/replication/sources",
+    status_code=201,
+    responses={409: {"description": "A source of that name exists (`exists`)"}},
+)
 def add_source(
     platform: PlatformDep, _: AdminDep, body: SourceDefinition = Body(...)
 ) -> dict[str, Any]:
@@ -73,7 +77,11 @@ def get_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
         raise _not_found(exc) from exc
 
 
-@router.delete("/replication/sources/{name}", status_code=204)
+@router.delete(
+    "/replication/sources/{name}",
+    status_code=204,
+    responses={409: {"description": "The source is syncing now (`busy`)"}},
+)
 def remove_source(
     name: str,
     platform: PlatformDep,
@@ -92,7 +100,13 @@ def remove_source(
         raise HTTPException(409, detail={"code": "busy", "message": str(exc)}) from exc
 
 
-@router.post("/replication/sources/{name}/sync")
+@router.post(
+    "/replication/sources/{name}/sync",
+    responses={
+        409: {"description": "The source is syncing now (`busy`)"},
+        502: {"description": "The source database or folder failed (`sync_failed`)"},
+    },
+)
 async def sync_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
     """Catch the source up now (snapshot on the first run) and say what was applied."""
     from kirana.replication.state import SourceBusy, SourceNotFound
@@ -135,7 +149,7 @@ def table_changes(
     table: str,
     platform: PlatformDep,
     _: AdminDep,
-    since: int = Query(-1, ge=-1, description="Delta version already seen."),
+    since: int = Query(-1, ge=-1, le=2**63 - 1, description="Delta version already seen."),
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> dict[str, Any]:
     """Rows changed after Delta version `since`, oldest commit first (the change data feed)."""

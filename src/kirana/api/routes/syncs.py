@@ -30,7 +30,14 @@ def _error(exc: Exception) -> HTTPException:
 _KNOWN = (NotFound, AlreadyExists, SyncBusy, ConfigError)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        404: {"description": "The destination or audience named does not exist"},
+        409: {"description": "A sync of that name exists (`already_exists`)"},
+    },
+)
 def create_sync(
     body: SyncConfig, platform: PlatformDep, _: AdminDep, replace: bool = False
 ) -> dict[str, Any]:
@@ -56,7 +63,7 @@ def show_sync(name: str, platform: PlatformDep, _: ViewerDep) -> dict[str, Any]:
         raise _error(exc) from exc
 
 
-@router.post("/{name}/run")
+@router.post("/{name}/run", responses={409: {"description": "The sync is running now (`busy`)"}})
 async def run_sync(name: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
     """Run the sync now: diff against the last snapshot and queue only the changes."""
     try:
@@ -78,7 +85,9 @@ def sync_runs(
         raise _error(exc) from exc
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete(
+    "/{name}", status_code=204, responses={409: {"description": "The sync is running (`busy`)"}}
+)
 def delete_sync(name: str, platform: PlatformDep, _: AdminDep) -> None:
     try:
         service.delete(platform.settings, delivery_store(platform), name)

@@ -1,0 +1,184 @@
+"""A bounded property-based fuzz of every route the OpenAPI document lists (schemathesis).
+
+One real server over a temporary data dir with a little of everything in it (a source, a
+metric and a running experiment, a flag, content, a destination, an audience, events), so
+requests reach past the "not found" answers into the services. Every operation gets valid
+and invalid inputs derived from its schema; every answer must be no 5xx, a declared status,
+a declared content type and a body matching the declared schema. Routes added later are
+fuzzed too: the list comes from ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.generation import GenerationMode
+from schemathesis.schemas import APIOperation
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from kirana.config import load_settings
+from tests.conftest import RunningKirana, _running
+
+pytestmark = pytest.mark.slow
+
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+TWO_ARMS = [{"key": "control"}, {"key": "treatment"}]
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningKirana]:
+    """A platform with a little data of every kind; the fuzz may change or erase it."""
+    data = Path(tmp_path_factory.mktemp("fuzz")) / "data"
+    running = _running(load_settings(data, lake={"linger_seconds": 0.2}), "all")
+    kirana = next(running)
+    _seed(kirana)
+    yield kirana
+    next(running, None)
+
+
+def _seed(kirana: RunningKirana) -> None:
+    with kirana.client() as http:
+        http.headers["Authorization"] = f"Bearer {kirana.admin_token}"
+        answers = [
+            http.put("/v1/metrics/orders", json={"type": "count", "event": "Order Completed"}),
+            http.post(
+                "/v1/experiments",
+                json={"key": "hero", "variations": TWO_ARMS, "metrics": ["orders"]},
+            ),
+            http.post("/v1/experiments/hero/start"),
+            http.put(
+                "/v1/flags/dark-mode",
+                json={"default": "off", "rules": [{"type": "force", "value": "on"}]},
+            ),
+            http.post(
+                "/v1/content/widgets",
+                json={
+                    "key": "hero",
+                    "kind": "banner",
+                    "max_items": 1,
+                    "items": [{"key": "a", "title": "A", "template": "card"}],
+                },
+            ),
+            http.post(
+                "/v1/content/placements",
+                json={"key": "home_feed", "max_widgets": 1, "widgets": ["hero"]},
+            ),
+            http.post(
+                "/v1/destinations",
+                json={
+                    "name": "hook",
+                    "kind": "webhook",
+                    "settings": {"url": "http://127.0.0.1:9/", "secret": "s" * 32},
+                },
+            ),
+            http.put(
+                "/v1/audiences/buyers",
+                json={"conditions": {"event": "Order Completed", "at_least": 1, "within_days": 30}},
+            ),
+        ]
+        for answer in answers:
+            assert answer.status_code < 300, answer.text
+        events = [
+            {"type": "track", "event": "Order Completed", "userId": f"u{i}", "messageId": f"m{i}"}
+            for i in range(5)
+        ]
+        tracked = http.post("/v1/batch", json={"batch": events}, headers=_write_key(kirana))
+        assert tracked.status_code == 200, tracked.text
+    kirana.drain()
+
+
+def _write_key(kirana: RunningKirana) -> dict[str, str]:
+    basic = base64.b64encode(f"{kirana.write_key}:".encode()).decode()
+    return {"Authorization": f"Basic {basic}"}
+
+
+@pytest.fixture(scope="module")
+def openapi_document(fuzzed: RunningKirana) -> dict:
+    return httpx.get(f"{fuzzed.url}/openapi.json").json()
+
+
+def _auth(operation: APIOperation, kirana: RunningKirana, role: str) -> dict[str, str]:
+    """The credentials the operation takes: a write key, or a token of ``role``."""
+    security = operation.definition.raw.get("security") or [{}]
+    if "writeKeyBasic" in security[0]:
+        return _write_key(kirana)
+    token = {"admin": kirana.admin_token, "viewer": kirana.viewer_token}.get(role)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def fuzz(kirana: RunningKirana, document: dict, role: str, max_examples: int) -> list[str]:
+    """Every operation, with valid and with invalid inputs; the failures, one entry each."""
+    failures = []
+    for result in schemathesis.openapi.from_dict(document).get_all_operations():
+        operation = result.ok()
+        for mode in GenerationMode:
+            started = time.monotonic()
+            try:
+                fuzz_operation(
+                    kirana, operation, mode, _auth(operation, kirana, role), max_examples
+                )
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Unsatisfiable:  # no invalid input exists (e.g. an operation without inputs)
+                assert mode == GenerationMode.NEGATIVE, operation.label
+            except BaseException as exc:  # every operation's failures, not only the first
+                failures.append(f"{operation.label} [{mode}, {role}]: {exc}")
+            print(f"{time.monotonic() - started:6.2f} s  {operation.label} [{mode}]")
+    return failures
+
+
+def fuzz_operation(
+    kirana: RunningKirana,
+    operation: APIOperation,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    max_examples: int,
+) -> None:
+    """Examples are drawn deterministically (``derandomize``) so a failure reproduces; they are
+    not shrunk, to keep the run bounded (schemathesis prints the failing case as curl)."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+    )
+    def call(case: schemathesis.Case) -> None:
+        case.call_and_validate(base_url=kirana.url, headers=headers, checks=CHECKS)
+
+    call()
+
+
+def test_every_route_answers_within_its_schema_as_admin(
+    fuzzed: RunningKirana, openapi_document: dict
+) -> None:
+    failures = fuzz(fuzzed, openapi_document, "admin", max_examples=15)
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ["viewer", "none"])
+def test_every_route_answers_within_its_schema_without_admin(
+    fuzzed: RunningKirana, openapi_document: dict, role: str
+) -> None:
+    failures = fuzz(fuzzed, openapi_document, role, max_examples=3)
+    assert not failures, "\n\n".join(failures)
