@@ -61,20 +61,26 @@ def is_secret_name(name: str, *, short_names: bool = True) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+# White space means ASCII white space, as for libpq and URL parsers: a no-break space
+# inside a password is part of it.
 # scheme://[user]:PASSWORD@ — the password runs to the last "@" of the token, so an
 # unencoded "@" or "/" inside it is still masked whole (over-masking is the safe side).
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/\s?#@'\"]*:)(?P<secret>\S*)@")
+_USERINFO = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/\s?#@'\"]*:)(?P<secret>\S*)@", re.ASCII
+)
 # ?name=value / &name=value inside a URL: the value ends at "&", "#" or white space.
-_QUERY = re.compile(r"(?P<head>[?&;](?P<name>[A-Za-z0-9_.\-]+)=)(?P<secret>[^&#\s'\"]*)")
+_QUERY = re.compile(r"(?P<head>[?&;](?P<name>[A-Za-z0-9_.\-]+)=)(?P<secret>[^&#\s'\"]*)", re.ASCII)
 # name=value, name = value, name='quoted \' value' (libpq keyword/value syntax).
 _KEYWORD = re.compile(
     r"(?P<head>(?<![\w.\-?&;])(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*)"
-    r"(?P<secret>'(?:[^'\\]|\\.)*(?:'|$)|\"(?:[^\"\\]|\\.)*(?:\"|$)|[^\s'\"]\S*)"
+    r"(?P<secret>'(?:[^'\\]|\\.)*(?:'|$)|\"(?:[^\"\\]|\\.)*(?:\"|$)|[^\s'\"]\S*)",
+    re.ASCII,
 )
 # 'name': 'value' / "name": "value" (a dict or JSON echoed in a message).
 _MAPPING = re.compile(
     r"(?P<head>(?P<q>['\"])(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)(?P=q)\s*:\s*)"
-    r"(?P<secret>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+    r"(?P<secret>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")",
+    re.ASCII,
 )
 
 

@@ -42,6 +42,8 @@ class WebhookReceiver:
                             "batch": payload["batch"],
                             "timestamp": self.headers.get(TIMESTAMP_HEADER),
                             "signature": self.headers.get(SIGNATURE_HEADER),
+                            "headers": dict(self.headers),
+                            "path": self.path,
                         }
                     )
                     if 200 <= status < 300:
@@ -58,6 +60,38 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class EchoingReceiver:
+    """A real HTTP server that refuses every request and echoes it back in the error body.
+
+    Servers do this (``401: invalid token 'Bearer …' for /hook?api_key=…``), so it is
+    how a credential would reach a stored ``last_error`` if Kirana did not scrub it.
+    """
+
+    def __init__(self, status: int = 401) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps(
+                    {"error": "refused", "path": self.path, "headers": dict(self.headers)}
+                ).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -11,6 +11,7 @@ does not need the credentials again.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from kirana.redaction import MASK, redact, secrets_in
@@ -43,12 +44,17 @@ def secret_values(settings: dict[str, Any]) -> set[str]:
     for name, value in settings.items():
         if name in SECRET_FIELDS and isinstance(value, str):
             found.add(value)
+            found.add(_basic_auth(value))  # Segment's write key travels as Basic auth
         elif name == HEADERS and isinstance(value, dict):
             found.update(str(v) for v in value.values())
             found.update(_token_parts(value))
         elif name in CONNECTION_FIELDS and isinstance(value, str):
             found.update(secrets_in(value))
     return {value for value in found if value}
+
+
+def _basic_auth(user: str) -> str:
+    return base64.b64encode(f"{user}:".encode()).decode()
 
 
 def _token_parts(headers: dict[str, Any]) -> set[str]:

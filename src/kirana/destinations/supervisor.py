@@ -13,7 +13,9 @@ import time
 
 from kirana.destinations.deliverer import Deliverer
 from kirana.destinations.registry import Emit, build
+from kirana.destinations.secrets import secret_values
 from kirana.destinations.store import DeliveryStore
+from kirana.redaction import scrub
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600.0
@@ -41,7 +43,8 @@ class Supervisor:
                 destination = build(config, self._emit)
             except Exception as exc:  # reported in health; retried when the config changes
                 self._broken[name] = fingerprint
-                self._store.note_error(name, f"cannot start: {type(exc).__name__}: {exc}")
+                message = f"cannot start: {type(exc).__name__}: {exc}"
+                self._store.note_error(name, scrub(message, secret_values(config.settings)))
                 log.exception("destination %s cannot start", name)
                 continue
             self._broken.pop(name, None)

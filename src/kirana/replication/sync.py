@@ -103,7 +103,11 @@ class Replicator:
         report = SyncReport(name)
         with self.state.exclusive(name, lock_wait_seconds):
             started = time.monotonic()
-            source = open_source(self.config, self.state)
+            try:  # a source that cannot even connect shows why in its status
+                source = open_source(self.config, self.state)
+            except Exception as exc:
+                self._record_error(exc)
+                raise
             try:
                 sinks = {
                     spec.name: ReplicatedTable(self.lake_dir, name, spec)
@@ -128,13 +132,16 @@ class Replicator:
                         report.seconds = time.monotonic() - started
                         on_batch(report)
             except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"  # drivers echo DSNs: scrub
-                self.state.record_error(name, scrub(message, secret_values(self.config)))
+                self._record_error(exc)
                 raise
             finally:
                 source.close()
         report.seconds = time.monotonic() - started
         return report
+
+    def _record_error(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"  # drivers echo DSNs: scrub before storing
+        self.state.record_error(self.config.name, scrub(message, secret_values(self.config)))
 
     def _snapshot(
         self, source: ReplicationSource, sinks: dict[str, ReplicatedTable], report: SyncReport
