@@ -550,3 +550,34 @@ def test_instacart_sample_holdout() -> None:
         holdout["mean_actual_orders"], rel=0.15
     )
     assert holdout["correlation"] > 0.5
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    alpha=st.floats(-0.99, 5_000, allow_nan=False),
+    beta=st.floats(-0.99, 60, allow_nan=False),
+)
+def test_gauss_jacobi_weights_are_finite_and_exact_on_low_moments(
+    alpha: float, beta: float
+) -> None:
+    """With p = (1 + s) / 2 ~ Beta(beta + 1, alpha + 1), the rule's first two moments of p
+    are the Beta's, at any alpha: no overflow past alpha + beta ~ 1,020 (scipy's did)."""
+    nodes, weights = bgnbd_module.gauss_jacobi(60, alpha, beta)
+    assert np.isfinite(nodes).all() and np.isfinite(weights).all()
+    assert weights.sum() == pytest.approx(1.0, rel=1e-12)
+    p = (1 + nodes) / 2
+    mean = (beta + 1) / (alpha + beta + 2)
+    second = (beta + 1) * (beta + 2) / ((alpha + beta + 2) * (alpha + beta + 3))
+    assert (weights * p).sum() == pytest.approx(mean, rel=1e-8, abs=1e-300)
+    assert (weights * p * p).sum() == pytest.approx(second, rel=1e-7, abs=1e-300)
+
+
+def test_expected_purchases_of_a_customer_with_thousands_of_orders_is_finite() -> None:
+    params = bgnbd_module.BGNBDParams(r=0.8, alpha=4.0, a=0.9, b=2.5)
+    x = np.array([1_500.0, 3.0])
+    value = bgnbd_module._expected_if_alive_quadrature(
+        params, np.array([30.0, 30.0]), x, np.array([400.0, 400.0])
+    )
+    assert np.isfinite(value).all() and (value > 0).all()
+    bound = (params.r + x) * 30.0 / (params.alpha + 400.0)  # a Poisson buyer who never leaves
+    assert (value <= bound).all()

@@ -190,7 +190,7 @@ class LakeLoader:
             return {}
         metrics = compact_table(table, self._vacuum_hours)
         self._commits_since_compact = 0
-        log.info("lake loader: compacted events table: %s", metrics)
+        log.debug("lake loader: compacted events table: %s", metrics)
         return metrics
 
     def close(self) -> None:

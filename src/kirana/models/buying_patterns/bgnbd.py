@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import digamma, expit, gammaln, hyp2f1, roots_jacobi
+from scipy.linalg import eigh_tridiagonal
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from kirana.models.buying_patterns._optim import fit_log_params, standard_errors
 
@@ -198,12 +199,41 @@ def _expected_if_alive_quadrature(params: BGNBDParams, t, x, T, nodes: int = 200
     out = np.empty(len(x))
     for xv in np.unique(x):
         idx = np.flatnonzero(x == xv)
-        s, weight = roots_jacobi(nodes, params.b + xv - 1, a - 1)  # (1-s)^(b+x-1) (1+s)^(a-1)
+        s, weight = gauss_jacobi(nodes, params.b + xv - 1, a - 1)  # (1-s)^(b+x-1) (1+s)^(a-1)
         p = (1 + s) / 2
         ratio = p[None, :] * t[idx, None] / (alpha + T[idx, None])
         g = -np.expm1(-(r + xv) * np.log1p(ratio)) / p[None, :]
-        out[idx] = (g * weight).sum(axis=1) / weight.sum()
+        out[idx] = (g * weight).sum(axis=1)
     return out
+
+
+def gauss_jacobi(n: int, alpha: float, beta: float) -> tuple[NDArray, NDArray]:
+    """Gauss-Jacobi nodes on (-1, 1) for the weight (1-s)^alpha (1+s)^beta, with weights
+    that sum to 1.
+
+    Golub-Welsch: the nodes are the eigenvalues of the monic Jacobi polynomials' recurrence
+    matrix and the weights the squared first components of its eigenvectors. scipy's
+    ``roots_jacobi`` scales those by the weight's integral, 2^(alpha+beta+1) B(alpha+1,
+    beta+1), which overflows to infinity once alpha + beta passes ~1,020 (a customer with
+    about a thousand orders), turning every prediction that needs quadrature into NaN;
+    normalised weights are all the expectation needs.
+    """
+    k = np.arange(n, dtype=np.float64)
+    ab = alpha + beta
+    two_k_ab = 2 * k + ab
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diagonal = (beta**2 - alpha**2) / (two_k_ab * (two_k_ab + 2))
+    diagonal[0] = (beta - alpha) / (ab + 2)
+    k1 = k[1:]
+    t = 2 * k1 + ab
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off_squared = 4 * k1 * (k1 + alpha) * (k1 + beta) * (k1 + ab) / (t**2 * (t + 1) * (t - 1))
+    # k = 1 with the factor (1 + alpha + beta) cancelled: 0/0 when alpha + beta = -1
+    off_squared[0] = 4 * (1 + alpha) * (1 + beta) / ((2 + ab) ** 2 * (3 + ab))
+    off = np.sqrt(off_squared)
+    nodes, vectors = eigh_tridiagonal(diagonal, off)
+    weights = vectors[0] ** 2
+    return nodes, weights / weights.sum()
 
 
 def conditional_expected_purchases(
