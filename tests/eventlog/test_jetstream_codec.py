@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kirana.eventlog.framing import HEADER_SIZE
+from kirana.eventlog.jetstream import safe_url, server_urls
 from kirana.eventlog.jetstream_codec import (
     INDEX_BITS,
     chunks,
@@ -67,3 +68,16 @@ def test_redaction_keeps_every_position_and_counts_only_new_tombstones(
     assert count == sum(r.endswith(b"me") for r in records)
     for before, after in zip(records, out, strict=True):
         assert after == (REDACTED if before.endswith(b"me") else before)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ("nats://kirana:s3cret@nats-1:4222", "nats://***@nats-1:4222"),
+        ("nats://tok3n@a:4222, nats://u:p%40ss@b:4222", "nats://***@a:4222,nats://***@b:4222"),
+    ],
+)
+def test_server_urls_are_shown_without_credentials(url: str, shown: str) -> None:
+    assert safe_url(url) == shown
+    assert len(server_urls(url)) == shown.count(",") + 1

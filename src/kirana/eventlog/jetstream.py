@@ -61,14 +61,21 @@ _PUBLISH_ATTEMPTS = 3
 _FULL_CODES = {10077, 10047, 10023}  # maximum messages/bytes exceeded, insufficient resources
 
 
+def server_urls(url: str) -> list[str]:
+    """``log.nats_url`` as a server list (a cluster is written comma-separated)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def safe_url(url: str) -> str:
     """``url`` without credentials, for messages and logs (secrets are write-only)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://***@{host}{port}"
-    return url
+    shown = []
+    for server in server_urls(url):
+        parts = urlsplit(server)
+        if "@" in parts.netloc:
+            host = parts.netloc.rsplit("@", 1)[1]
+            server = f"{parts.scheme}://***@{host}"
+        shown.append(server)
+    return ",".join(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +149,7 @@ class JetStreamEventLog:
 
         try:
             self._nc = await nats.connect(
-                self._url,
+                server_urls(self._url),
                 name="kirana-eventlog",
                 connect_timeout=5,
                 allow_reconnect=True,

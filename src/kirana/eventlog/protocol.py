@@ -1,7 +1,8 @@
 """The one interface every event-log backend implements.
 
 Offsets are opaque, strictly increasing integers: a byte position for the
-segment-file log, a stream sequence for NATS JetStream. A reader only ever
+segment-file log, ``stream sequence << 20 | index within the message`` for NATS
+JetStream (:mod:`kirana.eventlog.jetstream_codec`). A reader only ever
 passes back an offset the log gave it (``LogRecord.offset`` or
 ``ReadResult.next_offset``), so callers never depend on which backend runs.
 """
@@ -94,7 +95,7 @@ class EventLog(Protocol):
         """Erase every record whose payload ``matches`` (privacy deletion); return the count.
 
         Offsets stay valid: a redacted record reads back as a tombstone payload
-        (:data:`REDACTED` followed by filler) that consumers skip.
+        (:data:`REDACTED`, followed by filler in segment files) that consumers skip.
         """
         ...
 
