@@ -64,3 +64,34 @@ def test_evaluate_the_lake(tmp_path: Path) -> None:
 def test_missing_orders_file_is_a_clear_error(tmp_path: Path) -> None:
     out = runner.invoke(app, ["models", "evaluate", "--orders", str(tmp_path / "nope.csv")])
     assert out.exit_code == 1 and "no such file" in out.output
+
+
+def _never_repeat_orders(path: Path) -> None:
+    """Users who never buy an item twice: every repeat metric has a zero denominator."""
+    rows = []
+    for user in range(30):
+        for order in range(4):
+            for slot in range(3):
+                item = (user * 7 + order * 3 + slot) % 60 if order < 3 else (order * 3 + slot)
+                rows.append((user, user * 10 + order, order + 1, f"i{item}-{order}"))
+    frame = pd.DataFrame(rows, columns=["user_id", "order_id", "order_number", "product_id"])
+    frame.to_csv(path, index=False)
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"bare {name} in the JSON output")
+
+
+def test_evaluate_json_is_valid_and_the_table_shows_every_metric(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    _never_repeat_orders(path)
+    as_json = runner.invoke(app, ["models", "evaluate", "--orders", str(path), "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.output, parse_constant=_refuse_constant)
+    assert all(row["recall_repeat@10"] is None for row in rows)  # 0 repeats: undefined
+    metrics = {k for row in rows for k in row if "@" in k}
+    table = runner.invoke(app, ["models", "evaluate", "--orders", str(path)])
+    assert table.exit_code == 0, table.output
+    header = table.output.splitlines()[0]
+    assert {m for m in metrics if m not in header} == set()
+    assert "hit@10" in header

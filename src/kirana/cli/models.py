@@ -146,7 +146,7 @@ def evaluate(
     """Hold out each user's last order; report Recall/NDCG/hit rate@10/20 for every model."""
     if format not in ("table", "json"):
         raise fail("--format must be table or json")
-    from kirana.models.evaluation import default_models, format_table
+    from kirana.models.evaluation import default_models, format_table, json_safe, metric_columns
     from kirana.models.evaluation import evaluate as run
     from kirana.models.recommenders.data import Baskets
 
@@ -172,10 +172,9 @@ def evaluate(
     with _progress("fitting and scoring models"):
         results = run(default_models(), baskets)
     if format == "json":
-        typer.echo(json.dumps(results, indent=2, default=float))
+        typer.echo(json.dumps(json_safe(results), indent=2, default=float, allow_nan=False))
         return
-    columns = ["recall@10", "ndcg@10", "hit_rate@10", "recall@20", "ndcg@20", "fit_seconds"]
-    typer.echo(format_table(results, [c for c in columns if c in results[0]]))
+    typer.echo(format_table(results, metric_columns(results)))
 
 
 def _progress(message: str):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -205,7 +206,9 @@ def evaluate_holdout(
         row.update({m: float(v.mean()) for m, v in metrics.items()})
         if breakdown:
             metrics.update(_breakdown(recs, hits, holdout, ks))
-            row.update({m: float(np.nanmean(metrics[m])) for m in metrics if m not in row})
+            with warnings.catch_warnings():  # all-NaN: no user had a repeat (or a new) item
+                warnings.simplefilter("ignore", RuntimeWarning)
+                row.update({m: float(np.nanmean(metrics[m])) for m in metrics if m not in row})
         row["fit_seconds"] = round(fitted - started, 3) if fit else None
         row["recommend_seconds"] = round(done - fitted, 3)
         row["params"] = model.params
@@ -299,6 +302,26 @@ def default_models() -> dict[str, Recommender]:
     }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (a metric whose denominator was 0) as None,
+    so that it encodes as JSON: ``json.dumps`` would write a bare ``NaN``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def metric_columns(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every metric the results carry (``name@k``), by name then k, then the timings."""
+    names = dict.fromkeys(c for row in results for c in row if "@" in c)
+    ordered = sorted(names, key=lambda c: (c.split("@")[0], int(c.split("@")[1])))
+    timings = [c for c in ("fit_seconds", "recommend_seconds") if any(c in r for r in results)]
+    return ordered + timings
+
+
 def format_table(results: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """A markdown table of ``results`` (floats to 4 decimals; seconds as given)."""
     head = ["model", *columns]
@@ -307,6 +330,9 @@ def format_table(results: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
         cells = [str(row["model"])]
         for c in columns:
             v = row.get(c)
-            cells.append(f"{v:.4f}" if isinstance(v, float) and "seconds" not in c else str(v))
+            if isinstance(v, float) and not math.isfinite(v):
+                cells.append("-")
+            else:
+                cells.append(f"{v:.4f}" if isinstance(v, float) and "seconds" not in c else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
