@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -32,6 +32,8 @@ from kirana.api.routes import models as model_routes
 from kirana.api.routes import replication as replication_routes
 from kirana.api.routes import syncs as sync_routes
 from kirana.audit.middleware import AuditMiddleware
+from kirana.console.assets import install_offline_docs
+from kirana.console.router import router as console_router
 from kirana.runtime import Platform
 
 __all__ = ["create_app", "create_replica_app", "http_error_response"]
@@ -94,6 +96,8 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
         version=__version__,
         summary="Segment-compatible collection, profiles, pipelines, serving and experiments.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc from local files: kirana.console.assets
+        redoc_url=None,
     )
     app.state.platform = platform
     app.include_router(tracking.router)
@@ -109,6 +113,12 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(segments.router)
     app.include_router(destination_routes.router)
     app.include_router(sync_routes.router)
+    app.include_router(console_router)
+    install_offline_docs(app)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console", 307)
 
     @app.get("/health", tags=["status"], response_model=Health)
     async def health() -> Health:

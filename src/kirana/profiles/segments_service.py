@@ -73,10 +73,20 @@ def delete(store: SQLProfileStore, kind: str, name: str) -> bool:
 
 def estimate(store: SQLProfileStore, lake_dir: Path, definition: dict[str, Any]) -> dict[str, int]:
     """How many profiles an audience would hold now, before it is saved."""
+    found = preview(store, lake_dir, definition, limit=0)
+    return {"size": found["size"], "profiles": found["profiles"]}
+
+
+def preview(
+    store: SQLProfileStore, lake_dir: Path, definition: dict[str, Any], limit: int = 20
+) -> dict[str, Any]:
+    """:func:`estimate` plus the ids of up to ``limit`` members (the console's preview)."""
     audience = parse_audience(_named(definition, definition.get("name", "estimate")))
     conn = segment_connection(store, lake_dir)
-    [(size,)] = conn.execute(
-        f"SELECT count(*) FROM ({compile_audience(audience, datetime.now(UTC))})"
-    ).fetchall()
+    members = f"SELECT profile_id FROM ({compile_audience(audience, datetime.now(UTC))})"
+    [(size,)] = conn.execute(f"SELECT count(*) FROM ({members})").fetchall()
     [(total,)] = conn.execute("SELECT count(*) FROM profiles").fetchall()
-    return {"size": int(size), "profiles": int(total)}
+    rows = []
+    if limit > 0:
+        rows = conn.execute(f"{members} ORDER BY profile_id LIMIT {int(limit)}").fetchall()
+    return {"size": int(size), "profiles": int(total), "members": [r[0] for r in rows]}
