@@ -142,7 +142,7 @@ def open_log_reader(settings: Settings) -> EventLog:
 class SourceCache:
     """Write-key lookups on the ingest and personalise paths.
 
-    Known keys are read from the store on every request (a hashed point read, ~6 us) and
+    Known keys are read from the store on every request (a hashed point read, ~10 us) and
     never cached: a rotated-out, disabled or deleted source's key must stop working at
     once in every API process, and another process (the CLI) may make that change.
     Unknown keys are re-checked at most once a second, so a flood of bad keys does not
