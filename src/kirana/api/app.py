@@ -31,6 +31,7 @@ from kirana.api.routes import experiments as experiment_routes
 from kirana.api.routes import models as model_routes
 from kirana.api.routes import replication as replication_routes
 from kirana.api.routes import syncs as sync_routes
+from kirana.api.text_guard import TextGuard
 from kirana.audit.middleware import AuditMiddleware
 from kirana.console.assets import install_offline_docs
 from kirana.console.router import router as console_router
@@ -131,6 +132,8 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
     }
     hot[("GET", "/v1/personalize")] = personalize.personalize_raw
     hot[("GET", "/health")] = _health_of(0)
+    # lone surrogates in JSON bodies: 400, not a 500 later (tracking judges its own)
+    app.add_middleware(TextGuard, skip=tracking.HANDLERS)
     # inside HotPaths: tracking and personalise never pass through the audit log
     app.add_middleware(AuditMiddleware, store_of=lambda: platform.store)
     app.add_middleware(HotPaths, routes=hot, http_error=http_error_response)
