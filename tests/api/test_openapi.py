@@ -212,3 +212,19 @@ def test_any_integer_in_any_integer_query_parameter_is_answered_without_a_500(
     assert response.status_code < 500, (method, path, name, value, response.text)
     if response.status_code >= 400:
         assert {"code", "message"} <= set(response.json()), response.text
+
+
+def test_an_unexpected_exception_answers_internal_error_without_its_text(
+    platform: Platform,
+) -> None:
+    app = create_app(platform, manage_lifecycle=False)
+
+    def fails() -> None:
+        raise RuntimeError("password=hunter2 at /srv/secret/path")
+
+    app.add_api_route("/v1/fails", fails)
+    with TestClient(app, raise_server_exceptions=False) as http:
+        response = http.get("/v1/fails")
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "hunter2" not in response.text and "RuntimeError" not in response.text

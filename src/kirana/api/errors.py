@@ -123,7 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # The detail goes to the log only: an exception's text can hold paths, SQL or values.
-        log.exception("unhandled error answering %s %s", request.method, request.url.path)
+        # Starlette re-raises the exception after this answer, so the server logs its traceback.
+        log.error("500 answering %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return JSONResponse(
             {
                 "code": "internal_error",

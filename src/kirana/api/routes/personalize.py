@@ -109,7 +109,12 @@ def parse_query(
     return PersonalizeRequest(placement, user_id, anonymous_id, parsed_limit, tuple(item_ids))
 
 
-@router.get("/personalize", responses=_RESPONSES, response_class=Response)
+@router.get(
+    "/personalize",
+    responses=_RESPONSES,
+    response_class=Response,
+    openapi_extra={"security": [{"writeKeyBasic": []}, {"writeKeyHeader": []}, {"HTTPBearer": []}]},
+)
 async def personalize(
     request: Request,
     placement: str | None = Query(None, description="Placement key, e.g. `home_feed`"),

@@ -17,8 +17,34 @@ router = APIRouter(prefix="/v1", tags=["tracking"])
 
 _EVENT_SCHEMA = msgspec.json.schema(IncomingEvent)
 _BATCH_SCHEMA = msgspec.json.schema(IncomingBatch)
+_ACCEPTED = {
+    "type": "object",
+    "required": ["success", "accepted"],
+    "properties": {
+        "success": {"type": "boolean"},
+        "accepted": {"type": "integer", "description": "Events durably written"},
+        "suppressed": {"type": "integer", "description": "Events of erased people, dropped"},
+        "rejected": {
+            "type": "array",
+            "description": "Events refused on their own (the others were accepted)",
+            "items": {
+                "type": "object",
+                "required": ["index", "code", "reason"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "messageId": {"type": ["string", "null"]},
+                    "code": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 _RESPONSES = {
-    200: {"description": "Durably accepted (a batch lists any events it rejected)"},
+    200: {
+        "description": "Durably accepted (a batch lists any events it rejected)",
+        "content": {"application/json": {"schema": _ACCEPTED}},
+    },
     400: {"description": "Invalid body or event: `{code, message}` names the field and rule"},
     401: {"description": "Missing or unknown write key"},
     413: {"description": "Event over 32 KB or batch over 500 KB"},
