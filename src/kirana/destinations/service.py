@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kirana.destinations.config import ConfigError, DestinationConfig, parse_destination, redacted
-from kirana.destinations.secrets import keep_stored_secrets, masks_left
+from kirana.destinations.secrets import keep_stored_secrets, masks_left, secret_values
 from kirana.destinations.store import DeliveryStore
+from kirana.redaction import scrub
 
 
 class NotFound(LookupError):
@@ -58,13 +59,28 @@ def get(store: DeliveryStore, name: str) -> DestinationConfig:
     return config
 
 
+def _scrubbed(row: dict[str, Any], config: DestinationConfig) -> dict[str, Any]:
+    """A row with its stored error scrubbed again as it is shown.
+
+    Errors are scrubbed when stored (the deliverer); this also covers errors stored by
+    an older version, or before a credential was added to the configuration.
+    """
+    if row.get("last_error"):
+        row["last_error"] = scrub(row["last_error"], secret_values(config.settings))
+    return row
+
+
 def describe(store: DeliveryStore, name: str) -> dict[str, Any]:
     """Config (secrets masked) and health."""
-    return {**redacted(get(store, name)), "health": store.health(name)}
+    config = get(store, name)
+    return {**redacted(config), "health": _scrubbed(store.health(name), config)}
 
 
 def status(store: DeliveryStore) -> list[dict[str, Any]]:
-    return [{"name": c.name, "kind": c.kind, **store.health(c.name)} for c in store.destinations()]
+    return [
+        _scrubbed({"name": c.name, "kind": c.kind, **store.health(c.name)}, c)
+        for c in store.destinations()
+    ]
 
 
 def delete(store: DeliveryStore, name: str) -> None:
@@ -73,8 +89,16 @@ def delete(store: DeliveryStore, name: str) -> None:
 
 
 def dead_letters(store: DeliveryStore, name: str, limit: int = 100) -> list[dict[str, Any]]:
-    get(store, name)
-    return store.dead_letters(name, limit)
+    config = get(store, name)
+    return [_scrubbed(row, config) for row in store.dead_letters(name, limit)]
+
+
+def records(
+    store: DeliveryStore, name: str, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Per-record delivery status, oldest first (errors scrubbed)."""
+    config = get(store, name)
+    return [_scrubbed(row, config) for row in store.records(name, status, limit)]
 
 
 def replay(store: DeliveryStore, name: str, record_ids: list[str] | None = None) -> int:
@@ -84,8 +108,8 @@ def replay(store: DeliveryStore, name: str, record_ids: list[str] | None = None)
 
 
 def record_status(store: DeliveryStore, name: str, record_id: str) -> dict[str, Any]:
-    get(store, name)
+    config = get(store, name)
     found = store.record_status(name, record_id)
     if found is None:
         raise NotFound(f"destination {name!r} has no record {record_id!r} (or it was pruned)")
-    return found
+    return _scrubbed(found, config)

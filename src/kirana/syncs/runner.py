@@ -94,7 +94,10 @@ class SyncRunner:
         try:
             return self._run(config, run_id)
         except Exception as exc:
-            self.syncs.fail_run(run_id, name, f"{type(exc).__name__}: {exc}")
+            from kirana.redaction import remembered, scrub
+
+            error = scrub(f"{type(exc).__name__}: {exc}", remembered()) or ""
+            self.syncs.fail_run(run_id, name, error)  # run history never shows a credential
             raise
 
     def _run(self, config: SyncConfig, run_id: int) -> RunReport:

@@ -118,12 +118,10 @@ def records(
     limit: int = Query(100, ge=1, le=10_000),
 ) -> list[dict[str, Any]]:
     """Per-record delivery status, oldest first."""
-    store = delivery_store(platform)
     try:
-        service.get(store, name)
+        return service.records(delivery_store(platform), name, status, limit)
     except _KNOWN as exc:
         raise _error(exc) from exc
-    return store.records(name, status, limit)
 
 
 @router.get("/{name}/records/{record_id}")
