@@ -41,7 +41,7 @@ def test_a_write_key_is_in_the_create_answer_and_never_in_a_list(kirana: Running
     for answer in (listed, shown):
         assert answer.status_code == 200
         assert key not in answer.text and kirana.write_key not in answer.text
-        assert "\"write_key\"" not in answer.text
+        assert '"write_key"' not in answer.text
     web = shown.json()
     assert [k["prefix"] for k in web["write_keys"]] == [key[:7]]
     assert web["enabled"] is True
@@ -101,7 +101,13 @@ def test_a_disabled_source_gets_403_and_nothing_is_stored(kirana: RunningKirana)
             assert answer.json()["code"] == "source_disabled"
             assert "test" in answer.json()["message"]
         assert log.end_offset == before
+        key = {"X-Write-Key": kirana.write_key}
+        feed = http.get("/v1/personalize", params={"placement": "p", "userId": "u"}, headers=key)
+        features = http.get(f"/api/features/{kirana.write_key}")
+        for answer in (feed, features):
+            assert (answer.status_code, answer.json()["code"]) == (403, "source_disabled")
         assert http.post("/v1/sources/test/enable", headers=admin(kirana)).json()["enabled"]
+        assert http.get(f"/api/features/{kirana.write_key}").status_code == 200
         assert track(http, kirana.write_key, "x2").status_code == 200
         assert log.end_offset > before
 

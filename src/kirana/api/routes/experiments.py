@@ -386,13 +386,20 @@ def sdk_features(client_key: str, request: Request, platform: PlatformDep) -> Re
     """Every flag and running experiment in GrowthBook's SDK format: point a GrowthBook SDK's
     `apiHost` at Kirana and use a source's write key as its `clientKey`."""
     sources = platform.service("experiments.sources", lambda: SourceCache(platform.store))
-    if sources(client_key) is None:
+    source = sources(client_key)
+    if source is None:
         raise HTTPException(
             404,
             detail={
                 "code": "unknown_client_key",
-                "message": "unknown client key: use a source's write key (`kirana sources list`)",
+                "message": "unknown client key: use a source's write key (printed by "
+                "`kirana sources create` or `kirana sources rotate-key`)",
             },
+        )
+    if not source.enabled:
+        raise HTTPException(
+            403,
+            detail={"code": "source_disabled", "message": f"source {source.name!r} is disabled"},
         )
     body, etag = platform.service("experiments.payload", _PayloadCache).get(_exp(platform))
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
