@@ -15,7 +15,11 @@ removed so an operator can see which erasures reached queues.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from kirana.destinations.extension import delivery_store
 from kirana.privacy.participants import Participant, People, vacuum_sqlite
@@ -27,22 +31,60 @@ if TYPE_CHECKING:
 ERASED = "[erased]"
 
 
+def _json_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_strings(item)
+
+
+def _mentions(values: set[str]) -> Callable[[bytes | str | None], int]:
+    """A SQL function: does a JSON payload hold one of ``values`` as a string anywhere?
+
+    One pass over the queue for a whole batch of people (an ``instr`` per value would
+    scan the table once per identifier); text that is not JSON is searched as text."""
+    quoted = [json.dumps(v) for v in values]
+
+    def mentions(data: bytes | str | None) -> int:
+        if data is None:
+            return 0
+        try:
+            return int(any(s in values for s in _json_strings(msgspec.json.decode(data))))
+        except (msgspec.DecodeError, TypeError, UnicodeDecodeError, RecursionError):
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            return int(any(q in text for q in quoted))
+
+    return mentions
+
+
+def _scrubber(values: set[str]) -> Callable[[str | None], str | None]:
+    """A SQL function replacing every quoted identifier in an error text by ``[erased]``."""
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+    return lambda text: None if text is None else pattern.sub(ERASED, text)
+
+
 def erase_person(store: DeliveryStore, values: list[str]) -> dict[str, int]:
-    """Remove the person's records and scrub error texts; returns counts."""
+    """Remove the people's records and scrub error texts; returns counts."""
+    if not values:
+        return {"records": 0, "errors_scrubbed": 0}
     removed = store.erase(values)
-    mentioned = errors = 0
-    with store.transaction() as conn:
-        for value in values:
-            needle = json.dumps(value).encode()
-            mentioned += conn.execute(
-                "DELETE FROM queue WHERE instr(data, ?) > 0", (needle,)
+    wanted = set(values)
+    conn = store.conn()
+    conn.create_function("kirana_mentions", 1, _mentions(wanted), deterministic=True)
+    conn.create_function("kirana_scrub", 1, _scrubber(wanted), deterministic=True)
+    errors = 0
+    with store.transaction() as tx:
+        mentioned = tx.execute("DELETE FROM queue WHERE kirana_mentions(data)").rowcount
+        for table in ("queue", "destination_health"):
+            errors += tx.execute(
+                f"UPDATE {table} SET last_error = kirana_scrub(last_error) "
+                "WHERE last_error IS NOT NULL AND kirana_scrub(last_error) != last_error"
             ).rowcount
-            for table in ("queue", "destination_health"):
-                errors += conn.execute(
-                    f"UPDATE {table} SET last_error = replace(last_error, ?, ?) "
-                    "WHERE instr(last_error, ?) > 0",
-                    (value, ERASED, value),
-                ).rowcount
     vacuum_sqlite(store.conn())
     return {"records": removed + mentioned, "errors_scrubbed": errors}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -30,6 +31,9 @@ from kirana.identity.store_segments import identifier_digest
 from kirana.privacy.gate import JudgementGate
 
 _decode = msgspec.json.Decoder().decode
+#: Digests of identifiers seen lately (in memory only): most events come from customers
+#: who sent one a moment ago, and a SHA-256 per identifier is most of a judgement's cost.
+_digest = lru_cache(maxsize=65_536)(identifier_digest)
 
 
 def readable_event(raw: bytes | str) -> Mapping[str, Any]:
@@ -91,7 +95,7 @@ class SuppressionList:
     def holds(self, identifier: Identifier) -> bool:
         kind, value = identifier
         ids = self._current()
-        return bool(ids) and (kind, identifier_digest(value)) in ids
+        return bool(ids) and (kind, _digest(value)) in ids
 
     def __call__(self, user_id: str | None, anonymous_id: str | None) -> bool:
         """Is either of these ids suppressed? (For callers that only know the two ids.)"""
@@ -110,7 +114,7 @@ class SuppressionList:
         if isinstance(event, bytes):
             event = readable_event(event)
         found, _ = identifiers(event, self._rules)  # type: ignore[arg-type]
-        return any((t, identifier_digest(v)) in ids for t, v in found)
+        return any((t, _digest(v)) in ids for t, v in found)
 
     def record(self, payload: bytes) -> bool:
         """Judge an encoded log record (an event, or a quarantined event's raw text)."""
