@@ -85,6 +85,7 @@ def hostile_event(draw, message_id: str) -> Hostile:
                 "surrogate_key",
                 "bad_utf8",
                 "nul_value",
+                "nul_byte",
                 "nul_key",
                 "nul_user",
                 "big_int",
@@ -114,6 +115,11 @@ def hostile_event(draw, message_id: str) -> Hostile:
         )
     if kind == "nul_value":
         props = b'{"' + key + b'": {"in": "x\\u0000y"}}'
+        return Hostile(
+            kind, event_bytes(message_id, properties=props), "invalid_text", "properties"
+        )
+    if kind == "nul_byte":  # a raw NUL inside a string: not even JSON, yet the field is named
+        props = b'{"' + key + b'": "x\x00y"}'
         return Hostile(
             kind, event_bytes(message_id, properties=props), "invalid_text", "properties"
         )

@@ -136,12 +136,13 @@ def find_violation(value: Any, root: str = "$") -> InvalidEvent | None:
 def explain_undecodable(raw: bytes, root: str = "$") -> InvalidEvent | None:
     """Why msgspec refused ``raw``, if it is a broken value rather than broken JSON.
 
-    msgspec stops at a lone surrogate or a byte that is not UTF-8 without naming the
-    field; Python's own parser accepts both (as surrogate code points), so the walk can
-    name it. None when ``raw`` is not JSON even so.
+    msgspec stops at a lone surrogate, a byte that is not UTF-8 or a raw control character
+    (NUL) in a string without naming the field; Python's own parser, not strict, accepts
+    all three (bad bytes as surrogate code points), so the walk can name it. None when
+    ``raw`` is not JSON even so.
     """
     try:
-        value = json.loads(raw.decode("utf-8", "surrogateescape"))
+        value = json.loads(raw.decode("utf-8", "surrogateescape"), strict=False)
     except (ValueError, RecursionError):
         return None
     return find_violation(value, root)
