@@ -11,6 +11,7 @@ that none of the spelling's secrets is in it, and that the surface did show the 
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from kirana.cli.main import app
 from kirana.config import load_settings
 from tests.conftest import RunningKirana, _running, free_port
+from tests.console.conftest import sign_in
 from tests.destinations.receivers import EchoingReceiver
 
 pytestmark = pytest.mark.slow
@@ -310,6 +312,8 @@ def _exercise(k: RunningKirana, data_dir: Path, cases: list[Spelling], out: Show
         cli_sources_list = cli(data_dir, "sources", "list")
         cli_sources_status = cli(data_dir, "sources", "status")
         cli_sync_list = cli(data_dir, "syncs", "list")
+        console = sign_in(k.url, k.admin_token)
+        console_list = html.unescape(console.get("/console/destinations").text)
         for case in named:
             n = case.name
             put("api: GET /v1/destinations", case, dest_list, n)
@@ -349,6 +353,10 @@ def _exercise(k: RunningKirana, data_dir: Path, cases: list[Spelling], out: Show
             put("cli: kirana destinations show", case, cli(data_dir, "destinations", "show", n), n)
             put("cli: kirana destinations status", case, cli_dest_status, n)
             put("cli: kirana syncs list", case, cli_sync_list, f"s-{n}")
+            put("console: /console/destinations", case, console_list, n)
+            page = html.unescape(console.get(f"/console/destinations/{n}").text)
+            put("console: /console/destinations/{name}", case, page, n)
+        console.close()
         for case in sourced:
             n = case.source["name"]
             put("api: GET /v1/replication/sources", case, source_list, n)
@@ -407,6 +415,8 @@ SURFACES_BY_KIND = {
         "cli: kirana destinations show",
         "cli: kirana destinations status",
         "cli: kirana syncs list",
+        "console: /console/destinations",
+        "console: /console/destinations/{name}",
     ],
     "source": [
         "api: POST /v1/replication/sources",
@@ -458,3 +468,62 @@ def test_masks_show_that_a_secret_is_set(shown: Shown) -> None:
     assert settings["headers"] == {"Authorization": "***"} and settings["secret"] == "***"
     text, _ = shown.texts[("api: GET /v1/replication/sources/{name}", "postgres-uri")]
     assert json.loads(text)["config"]["dsn"].startswith("postgresql://app:***@127.0.0.1:")
+
+
+REFUSED = secret("refused")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/replication/sources",
+            {
+                "kind": "mysql",
+                "name": "wrong_scheme",
+                "dsn": f"postgres://repl:{REFUSED}@db/shop",
+                "tables": [{"name": "t"}],
+            },
+        ),
+        (
+            "/v1/replication/sources",
+            {"kind": "postgres", "name": "Bad Name", "dsn": f"password={REFUSED}", "tables": []},
+        ),
+        (
+            "/v1/destinations",
+            {
+                "name": "d",
+                "kind": "webhook",
+                "settings": {"url": f"ftp://u:{REFUSED}@h/x", "secret": REFUSED},
+            },
+        ),
+        (
+            "/v1/destinations",
+            {"name": "d", "kind": "webhook", "settings": {"url": "http://h", "secret": "short"}},
+        ),
+        (
+            "/v1/destinations",
+            {
+                "name": "d",
+                "kind": "postgres",
+                "settings": {"dsn": f"password={REFUSED}", "table": "1-bad"},
+            },
+        ),
+    ],
+)
+def test_a_refused_definition_does_not_echo_its_secrets(
+    kirana: RunningKirana, path: str, body: dict
+) -> None:
+    with kirana.client() as http:
+        answer = http.post(
+            path, json=body, headers={"Authorization": f"Bearer {kirana.admin_token}"}
+        )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] and answer.json()["message"]
+    assert REFUSED not in answer.text and "short" not in answer.json()["message"]
+
+
+def test_the_cli_refusing_a_dsn_does_not_echo_it(tmp_path: Path) -> None:
+    dsn = f"postgres://repl:{REFUSED}@db/shop"
+    output = cli(tmp_path, "sources", "add-mysql", "m", "--dsn", dsn, "--table", "t")
+    assert "dsn" in output and REFUSED not in output
