@@ -323,3 +323,25 @@ def test_cli_erases_a_file_of_people_in_one_batch(settings: Settings, tmp_path: 
     needles = [v for n in (0, 1, 2) for v in person(n).values()]
     assert leaks(settings.data_dir, needles) == []
     assert leaks(settings.data_dir, list(person(3).values()))  # the others stay
+
+
+def test_cli_sends_many_people_to_the_running_api_as_one_batch(kirana: RunningKirana) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from kirana.cli.main import app
+
+    send(kirana, [e for n in range(4) for e in history(n)])
+    kirana.drain()
+    result = CliRunner().invoke(
+        app,
+        ["privacy", "delete", person(0)["user"], person(1)["email"], "--url", kirana.url,
+         "--token", kirana.admin_token, "--data-dir", str(kirana.settings.data_dir)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert [p["identifier"] for p in printed["people"]] == [person(0)["user"], person(1)["email"]]
+    assert printed["lake_rows_deleted"] == 6
+    assert erase_commits(kirana.settings.lake_dir / "events") == 1
+    assert leaks(kirana.settings.data_dir, [*person(0).values(), *person(1).values()]) == []
