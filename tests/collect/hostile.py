@@ -134,7 +134,8 @@ def hostile_event(draw, message_id: str) -> Hostile:
         ).encode()
         return Hostile(kind, raw, "invalid_text", "userId")
     if kind == "big_int":
-        number = str(draw(_OUT_OF_INT64)).encode()
+        huge = draw(st.integers(min_value=19, max_value=6000).map(lambda n: "9" * n))
+        number = draw(st.sampled_from([str(draw(_OUT_OF_INT64)), huge.rjust(20, "9")])).encode()
         props = b'{"' + key + b'": [1, ' + number + b"]}"
         return Hostile(
             kind, event_bytes(message_id, properties=props), "number_out_of_range", "properties"

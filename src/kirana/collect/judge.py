@@ -25,6 +25,9 @@ from kirana.collect.values import (
     too_deep,
 )
 
+#: msgspec's words for a number it cannot hold (Python's parser refuses over 4,300 digits)
+_OUT_OF_RANGE = ("Integer value out of range", "Number out of range")
+
 
 def _too_deep(raw: bytes, where: str) -> InvalidEvent:
     try:
@@ -41,7 +44,9 @@ def decode_event(raw: bytes | msgspec.Raw, where: str = "$") -> IncomingEvent:
         raw = bytes(raw)
         raise _too_deep(raw, where) from None
     except msgspec.ValidationError as exc:
-        fallback = InvalidEvent("invalid_field", str(exc).replace("`$", f"`{where}"))
+        text = str(exc).replace("`$", f"`{where}")
+        code = "number_out_of_range" if text.startswith(_OUT_OF_RANGE) else "invalid_field"
+        fallback = InvalidEvent(code, text)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         fallback = InvalidEvent("invalid_json", f"`{where}` is not valid JSON: {exc}")
     raw = bytes(raw)
