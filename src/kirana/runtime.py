@@ -27,9 +27,10 @@ from kirana.identity.engine import IdentityResolver
 from kirana.identity.rules import Identifier, IdentityRules
 from kirana.identity.store import SQLProfileStore
 from kirana.lake.loader import LakeLoader
-from kirana.privacy.erase import ErasureReport, erase
+from kirana.privacy.erase import ErasureReport, Stores, erase_people
 from kirana.privacy.participants import Participant
 from kirana.privacy.suppression import SuppressionList
+from kirana.privacy.targets import ErasureTarget
 from kirana.process.channel import ChannelClosed
 from kirana.profiles.realtime import RealtimeAudiences
 from kirana.store.protocol import OperationalStore, Source
@@ -216,14 +217,15 @@ class Platform:
         else:
             event_log = open_log(settings)
         profile_reader = open_profile_store(settings)
-        suppression = SuppressionList(profile_reader.suppressed)
+        suppression = SuppressionList(profile_reader.suppressed, identity_rules(settings))
         collector = None
         if role in ("all", "api"):
             collector = Collector(
                 event_log,
                 SourceCache(store),
                 max_pending_bytes=settings.log.max_pending_mb * 1024 * 1024,
-                suppressed=suppression,
+                suppressed=suppression.event,
+                judging=suppression.judging,
             )
         platform = cls(
             settings, store, event_log, collector, profile_reader, suppression, role, channel
@@ -441,21 +443,32 @@ class Platform:
             experiments.assigner.forget_known()
 
     def _append_for_worker(self, payloads: list[bytes]) -> list[int]:
-        """The worker's derived events, appended by this process (the log's writer)."""
-        return self.log.append_sync(payloads)
+        """The worker's derived events, appended by this process (the log's writer).
 
-    def erase(self, identifier: Identifier) -> ErasureReport | None:
-        """Erase the person holding ``identifier`` everywhere Kirana writes."""
-        return erase(
+        Judged here again, under the erasure gate: the worker's own list may be a moment
+        behind an erasure that has just begun (privacy.gate)."""
+        with self.suppression.judging():
+            kept = [p for p in payloads if not self.suppression.record(p)]
+            return self.log.append_sync(kept) if kept else []
+
+    def erase(self, identifier: Identifier) -> ErasureReport:
+        """Erase the person holding ``identifier`` (typed) everywhere Kirana writes."""
+        return self.erase_many([ErasureTarget(identifier[1], identifier[0])])
+
+    def erase_many(self, targets: list[ErasureTarget]) -> ErasureReport:
+        """Erase these people everywhere Kirana writes, each store rewritten once for all."""
+        stores = Stores(
             self.profiles,
             self.log,
             self.settings.lake_dir,
-            identifier=identifier,
+            identity_rules(self.settings),
             quarantine_delete=self.store.delete_quarantined_containing,
             drain=lambda: self.drain(timeout=120),
-            on_suppressed=self._suppressed,
+            suppress=self._suppressed,
+            forget=self.forget_identities,
             participants=self.erasure_participants(),
         )
+        return erase_people(stores, targets)
 
     def erasure_participants(self) -> list[tuple[str, Participant]]:
         """Every subsystem's erasure step, by name (``ERASURE`` then ``on_erase``)."""
@@ -465,9 +478,12 @@ class Platform:
         ]
         return found + self._erasers
 
-    def _suppressed(self, identities: list[Identifier]) -> None:
-        self.suppression.add(identities)
+    def _suppressed(self, identities: list[Identifier], grace_seconds: float = 60.0) -> None:
+        """Suppress in every process, then wait until no event judged before is in flight."""
+        generation = self.suppression.add(identities)
         self.forget_identities()
+        if not self.suppression.wait_for_judgements(generation, grace_seconds):
+            raise RuntimeError("requests judged before the erasure did not finish; retry it")
 
     def emit(self, events: list[dict]) -> None:
         """Append Kirana's own derived events (audience changes, …) to the event log.
@@ -475,15 +491,16 @@ class Platform:
         Events about erased (suppressed) people are dropped, as the collector drops theirs:
         a reverse-ETL write-back or any other derived event must not bring them back.
         """
-        suppressed = self.suppression
-        kept = [e for e in events if not suppressed(e.get("userId"), e.get("anonymousId"))]
-        if not kept:
-            return
-        records = [event_record(e) for e in kept]
-        if self.channel is not None:  # a worker: the API process owns the log's writer
-            self.channel.call("emit", records, timeout=None)
-        else:
-            self.log.append_sync(records)
+        suppression = self.suppression
+        with suppression.judging():  # an erasure waits for events judged before it
+            kept = [e for e in events if not suppression.event(e)]
+            if not kept:
+                return
+            records = [event_record(e) for e in kept]
+            if self.channel is not None:  # a worker: the API process owns the log's writer
+                self.channel.call("emit", records, timeout=None)  # and judges them again
+            else:
+                self.log.append_sync(records)
 
     def refresh_segments(self, full: bool = False) -> RefreshReport:
         """Recompute computed traits and audiences (one run at a time, own connection)."""
