@@ -347,6 +347,7 @@ def test_nothing_is_loaded_from_another_host(admin: httpx.Client) -> None:
     docs = admin.get("/docs").text
     assert "/console/static/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
     assert "/console/static/redoc.standalone.js" in admin.get("/redoc").text
+    assert b"cdn.redoc.ly" not in admin.get("/console/static/redoc.standalone.js").content
     for bundle in (
         "swagger-ui-bundle.js",
         "swagger-ui.css",

@@ -15,9 +15,17 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 STATIC = Path(__file__).parent / "static"
+#: Vendored bundles that would fetch something from the internet, patched as they are
+#: served: ReDoc's sidebar shows a logo from cdn.redoc.ly (no option turns it off).
+_LOCAL_INSTEAD = {
+    "redoc.standalone.js": (
+        b"https://cdn.redoc.ly/redoc/logo-mini.svg",
+        b"/console/static/favicon.png",
+    ),
+}
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
@@ -42,18 +50,23 @@ def _files() -> dict[str, Path]:
 router = APIRouter(include_in_schema=False)
 
 
+@cache
+def _patched(name: str) -> bytes:
+    remote, local = _LOCAL_INSTEAD[name]
+    return _files()[name].read_bytes().replace(remote, local)
+
+
 @router.get("/console/static/{name}")
-def static_file(name: str) -> FileResponse:
+def static_file(name: str) -> Response:
     path = _files().get(name)
     if path is None:
         raise HTTPException(
             404, detail={"code": "not_found", "message": f"no console asset named {name!r}"}
         )
-    return FileResponse(
-        path,
-        media_type=_TYPES[path.suffix],
-        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
-    )
+    headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    if name in _LOCAL_INSTEAD:
+        return Response(_patched(name), media_type=_TYPES[path.suffix], headers=headers)
+    return FileResponse(path, media_type=_TYPES[path.suffix], headers=headers)
 
 
 def install_offline_docs(app: FastAPI) -> None:
