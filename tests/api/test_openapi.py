@@ -147,6 +147,8 @@ def test_errors_made_by_the_framework_are_code_and_message(
     assert response.status_code == status
     body = response.json()
     assert body["code"] == code and isinstance(body["message"], str) and body["message"]
+    if status in (404, 405):
+        assert f"{method} {path}" in body["message"]
 
 
 def test_a_validation_message_names_the_field_and_the_rule(client: TestClient) -> None:

@@ -114,6 +114,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404 and exc.detail == "Not Found":  # the router's, not a route's
+            exc = StarletteHTTPException(404, f"no such path: {where} (see /docs)")
+        elif exc.status_code == 405 and exc.detail == "Method Not Allowed":
+            exc = StarletteHTTPException(405, f"{where}: method not allowed", exc.headers)
         return http_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
