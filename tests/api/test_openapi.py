@@ -230,3 +230,27 @@ def test_an_unexpected_exception_answers_internal_error_without_its_text(
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "hunter2" not in response.text and "RuntimeError" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        ("/v1/destinations", {"name": "status", "kind": "webhook"}, "body.name", "reserved"),
+        (
+            "/v1/syncs",
+            {"name": "s", "source": {"sql": "SELECT 1", "audience": "a"}, "key": "k"},
+            "body.source",
+            "exactly one",
+        ),
+    ],
+)
+def test_a_validator_s_own_error_is_a_422_naming_the_field(
+    client: TestClient, path: str, body: dict[str, Any], field: str, words: str
+) -> None:
+    """A validator raising ValueError puts the exception object in pydantic's ``ctx``; the
+    422 carried it as is and rendering it failed: a 500 (issue 15)."""
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer["code"] == "invalid_field"
+    assert any(e["field"] == field and words in e["message"] for e in answer["errors"])
