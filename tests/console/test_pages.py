@@ -212,6 +212,17 @@ def test_create_a_source_shows_its_key_once_and_rotation_shows_a_new_one(
     assert kirana.platform.store.source_by_write_key(new_key).name == "website"
     duplicate = admin.post("/console/sources", data={"csrf": csrf, "name": "website"})
     assert duplicate.status_code == 409 and "already_exists" in duplicate.text
+    audit = [
+        e
+        for e in kirana.platform.store.list_audit(limit=1000)
+        if e.action.startswith("POST /console/sources") and e.actor_name == "admin"
+    ]
+    assert [(e.action, e.actor_name, e.status) for e in reversed(audit)] == [
+        ("POST /console/sources", "admin", 200),
+        ("POST /console/sources/{name}/rotate-key", "admin", 200),
+        ("POST /console/sources", "admin", 409),
+    ]
+    assert not any(key in str(e.summary) or new_key in str(e.summary) for e in audit)
 
 
 def test_build_estimate_and_save_an_audience(

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 
 from kirana.api.deps import PlatformDep
+from kirana.audit.middleware import ACTOR_KEY
 from kirana.console import sessions
 from kirana.runtime import Platform
 from kirana.store.protocol import Token
@@ -95,8 +96,11 @@ async def checked_user(request: Request, user: Annotated[User, Depends(current_u
     return user
 
 
-def admin_user(user: Annotated[User, Depends(checked_user)]) -> User:
-    """An admin's checked POST; viewers are refused as in the API."""
+def admin_user(request: Request, user: Annotated[User, Depends(checked_user)]) -> User:
+    """An admin's checked POST; viewers are refused as in the API. Either way the request
+    is marked with the token, so the audit log records the change or its refusal, as for
+    the API (:mod:`kirana.audit.middleware`)."""
+    setattr(request.state, ACTOR_KEY, user.token)
     if not user.is_admin:
         raise HTTPException(
             403, detail={"code": "forbidden", "message": "this needs an admin token"}
