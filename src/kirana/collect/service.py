@@ -2,10 +2,13 @@
 
 Rules it enforces (Segment's, so SDK behaviour matches):
 
-* a single event is at most 32 KB, a batch body at most 500 KB (after gzip);
-* the write key comes from basic auth, ``X-Write-Key`` or the body's ``writeKey``;
-* in a batch each event is judged alone: good ones are logged, bad ones are
-  logged to the quarantine with their reason, and the caller is told which;
+* a single event is at most 32 KB, a batch body at most 500 KB (before and after
+  gzip, enforced as the body streams in: ``collect.body``);
+* the write key comes from basic auth, ``X-Write-Key`` or the body's ``writeKey``; a
+  header key is checked before any of the body is read;
+* each event is judged alone (``collect.judge``, the same on every endpoint): good ones
+  are logged, bad ones, whatever is wrong with their bytes, are logged to the quarantine
+  with their reason, and the caller is told which;
 * nothing is acknowledged before the event log has it on disk;
 * when the log's write queue is too deep the caller gets 429 and retries,
   rather than the server buffering without bound.
