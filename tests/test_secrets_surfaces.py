@@ -49,6 +49,11 @@ class Spelling:
     warehouse_dsn: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def postgres_source(self) -> dict[str, Any] | None:
+        """A PostgreSQL source: removing it drops its slot, which fails on a closed port."""
+        return self.source if self.source and self.source["kind"] == "postgres" else None
+
 
 def spellings(echo: str, closed: int) -> list[Spelling]:
     """Each credential spelling of the issue, as the object that would hold it."""
@@ -387,6 +392,20 @@ def _exercise(k: RunningKirana, data_dir: Path, cases: list[Spelling], out: Show
                 cli(data_dir, "sources", "sync", n),
                 "error",
             )
+            if case.postgres_source:
+                put(
+                    "api: DELETE /v1/replication/sources/{name} (error)",
+                    case,
+                    _remove(http, n, admin),
+                    "source_unreachable",
+                )
+                text = _cli_remove(data_dir, f"{n}_cli")
+                put(
+                    "cli: kirana sources remove (error)",
+                    case,
+                    text,
+                    "cannot drop the replication slot",
+                )
         for case in cases:
             if case.warehouse_dsn:
                 answer = http.post(
@@ -402,6 +421,26 @@ def _exercise(k: RunningKirana, data_dir: Path, cases: list[Spelling], out: Show
                     cli(data_dir, "warehouse", "export", "--dsn", case.warehouse_dsn),
                     "error",
                 )
+
+
+def _remove(http: Any, name: str, admin: dict[str, str]) -> str:
+    """DELETE a source; the serve job may hold it for a moment (409 busy): ask again."""
+    for _ in range(50):
+        answer = http.delete(f"/v1/replication/sources/{name}", headers=admin)
+        if answer.status_code != 409:
+            assert answer.status_code == 502, answer.text
+            return answer.text
+        time.sleep(0.1)
+    raise AssertionError(f"source {name} stayed busy")
+
+
+def _cli_remove(data_dir: Path, name: str) -> str:
+    for _ in range(50):
+        text = cli(data_dir, "sources", "remove", name)
+        if "is being replicated by another process" not in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"source {name} stayed busy")
 
 
 SURFACES_BY_KIND = {
@@ -432,6 +471,10 @@ SURFACES_BY_KIND = {
         "cli: kirana sources list",
         "cli: kirana sources status",
         "cli: kirana sources sync (error)",
+    ],
+    "postgres_source": [
+        "api: DELETE /v1/replication/sources/{name} (error)",
+        "cli: kirana sources remove (error)",
     ],
     "warehouse_dsn": [
         "api: POST /v1/warehouse/export (error)",

@@ -237,13 +237,13 @@ def remove(
     data_dir: DataDir = None,
 ) -> None:
     """Forget a replication source (its lake tables stay)."""
-    from kirana.replication.service import remove_source
-    from kirana.replication.state import SourceNotFound
+    from kirana.replication.service import SourceUnreachable, remove_source
+    from kirana.replication.state import SourceBusy, SourceNotFound
 
     _, state = _state(data_dir)
     try:
         remove_source(state, name, drop_slot=drop_slot)
-    except SourceNotFound as exc:
+    except (SourceNotFound, SourceBusy, SourceUnreachable) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"removed {name!r} (its lake tables stay under lake/replicated/{name})")
 

@@ -15,7 +15,7 @@ from kirana.destinations.deliverer import Deliverer
 from kirana.destinations.registry import Emit, build
 from kirana.destinations.secrets import secret_values
 from kirana.destinations.store import DeliveryStore
-from kirana.redaction import scrub
+from kirana.redaction import remember, scrub
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600.0
@@ -39,6 +39,7 @@ class Supervisor:
             fingerprint = config.model_dump_json()
             if name in self._running or self._broken.get(name) == fingerprint:
                 continue
+            remember(secret_values(config.settings))  # so log lines are scrubbed of them
             try:
                 destination = build(config, self._emit)
             except Exception as exc:  # reported in health; retried when the config changes

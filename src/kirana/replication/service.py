@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kirana.redaction import scrub
 from kirana.replication.lake import table_path
-from kirana.replication.specs import redacted, secret_values
+from kirana.replication.specs import PostgresConfig, redacted, secret_values
 from kirana.replication.state import ReplicationState, SourceBusy
 
 if TYPE_CHECKING:
@@ -67,6 +67,10 @@ def source_status(state: ReplicationState, lake_dir: Path, name: str) -> dict[st
     return out
 
 
+class SourceUnreachable(RuntimeError):
+    """The source database refused a removal step; the message is scrubbed of credentials."""
+
+
 def remove_source(state: ReplicationState, name: str, *, drop_slot: bool = True) -> None:
     """Forget a source; for PostgreSQL also drop its slot (which otherwise holds WAL forever)."""
     config = state.get(name)
@@ -74,19 +78,32 @@ def remove_source(state: ReplicationState, name: str, *, drop_slot: bool = True)
         import psycopg2
 
         with state.exclusive(name):
-            conn = psycopg2.connect(config.dsn)
-            conn.autocommit = True
             try:
-                with conn.cursor() as cur:
-                    cur.execute(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                        " WHERE slot_name = %s",
-                        (config.slot_name(),),
-                    )
-                    cur.execute(f'DROP PUBLICATION IF EXISTS "{config.publication_name()}"')
-            finally:
-                conn.close()
+                _drop_slot(config)
+            except psycopg2.Error as exc:
+                message = scrub(f"{type(exc).__name__}: {exc}".strip(), secret_values(config))
+                raise SourceUnreachable(
+                    f"cannot drop the replication slot of {name!r}: {message}; fix the source "
+                    "or remove it without dropping the slot (drop_slot=false, --no-drop-slot)"
+                ) from exc
     state.remove(name)
+
+
+def _drop_slot(config: PostgresConfig) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(config.dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE slot_name = %s",
+                (config.slot_name(),),
+            )
+            cur.execute(f'DROP PUBLICATION IF EXISTS "{config.publication_name()}"')
+    finally:
+        conn.close()
 
 
 class ReplicationJob:

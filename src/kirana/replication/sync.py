@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from kirana.redaction import scrub
+from kirana.redaction import remember, scrub
 from kirana.replication.changes import OP, SEQ, ChangeSet
 from kirana.replication.lake import ReplicatedTable
 from kirana.replication.protocol import ReplicationSource
@@ -80,6 +80,7 @@ class Replicator:
         wait_seconds: float = 0.5,
     ) -> None:
         self.config = config
+        remember(secret_values(config))  # so log lines are scrubbed of them
         self.lake_dir = Path(lake_dir)
         self.state = state
         self.max_rows = max_rows

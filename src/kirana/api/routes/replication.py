@@ -80,7 +80,10 @@ def get_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
 @router.delete(
     "/replication/sources/{name}",
     status_code=204,
-    responses={409: {"description": "The source is syncing now (`busy`)"}},
+    responses={
+        409: {"description": "The source is syncing now (`busy`)"},
+        502: {"description": "The slot could not be dropped (`source_unreachable`)"},
+    },
 )
 def remove_source(
     name: str,
@@ -89,6 +92,7 @@ def remove_source(
     drop_slot: bool = Query(True, description="PostgreSQL: drop the slot and publication too."),
 ) -> None:
     """Forget a source (its lake tables stay)."""
+    from kirana.replication.service import SourceUnreachable
     from kirana.replication.service import remove_source as remove
     from kirana.replication.state import SourceBusy, SourceNotFound
 
@@ -98,6 +102,9 @@ def remove_source(
         raise _not_found(exc) from exc
     except SourceBusy as exc:
         raise HTTPException(409, detail={"code": "busy", "message": str(exc)}) from exc
+    except SourceUnreachable as exc:
+        detail = {"code": "source_unreachable", "message": str(exc)}
+        raise HTTPException(502, detail=detail) from exc
 
 
 @router.post(
