@@ -53,9 +53,9 @@ def test_changes_hold_at_once_in_the_second_api_process(tmp_path: Path) -> None:
             "POST /v1/sources/{name}/disable",
             "POST /v1/sources/{name}/rotate-key",
             "DELETE /v1/tokens/{token_id}",
-            "POST /v1/tokens",
-            "POST /v1/tokens",
-            "POST /v1/sources",
+            "kirana tokens create",
+            "kirana tokens create",
+            "kirana sources create",
         ]  # the relayed call recorded once; the CLI's changes too
     finally:
         server.stop()

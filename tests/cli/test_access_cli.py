@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kirana.cli.admin import parse_duration
+from kirana.cli.audit_log import CHANGES, READS, commands, entry
 from kirana.cli.main import app
 from kirana.config import load_settings
 from kirana.runtime import open_store
@@ -45,14 +46,16 @@ def test_sources_rotate_disable_enable_delete(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["sources", "delete", "web", "--yes", "--data-dir", str(tmp_path)])
     assert missing.exit_code == 1 and "no source named 'web'" in missing.output
     entries = [json.loads(line) for line in kirana(tmp_path, "audit").splitlines()]
-    assert [(e["action"], e["target"]) for e in entries] == [
-        ("DELETE /v1/sources/{name}", "web"),
-        ("POST /v1/sources/{name}/enable", "web"),
-        ("POST /v1/sources/{name}/disable", "web"),
-        ("POST /v1/sources/{name}/rotate-key", "web"),
-        ("POST /v1/sources", "web"),
+    assert [(e["action"], e["target"]) for e in entries] == [  # not the failed delete
+        ("kirana sources delete", "web"),
+        ("kirana sources enable", "web"),
+        ("kirana sources disable", "web"),
+        ("kirana sources rotate-key", "web"),
+        ("kirana sources create", "web"),
     ]
     assert all(e["actor_name"].startswith("cli:") for e in entries)
+    assert entries[1]["summary"] == {"params": {"name": "web"}}
+    assert entries[3]["summary"] == {"params": {"name": "web", "overlap": "1h"}}
     assert old not in json.dumps(entries) and new not in json.dumps(entries)
 
 
@@ -81,7 +84,7 @@ def test_tokens_revoke(tmp_path: Path) -> None:
     finally:
         store.close()
     actions = [json.loads(line)["action"] for line in kirana(tmp_path, "audit").splitlines()]
-    assert actions == ["DELETE /v1/tokens/{token_id}", "POST /v1/tokens"]
+    assert actions == ["kirana tokens revoke", "kirana tokens create"]
 
 
 def test_destinations_and_syncs_delete(tmp_path: Path) -> None:
@@ -104,6 +107,42 @@ def test_destinations_and_syncs_delete(tmp_path: Path) -> None:
     assert "nightly" not in kirana(tmp_path, "syncs", "list")
     kirana(tmp_path, "destinations", "delete", "crm")
     assert "crm" not in kirana(tmp_path, "destinations", "list")
+    log = [json.loads(line) for line in kirana(tmp_path, "audit").splitlines()]
+    assert [(e["action"], e["target"]) for e in log] == [
+        ("kirana destinations delete", "crm"),
+        ("kirana syncs delete", "nightly"),
+        ("kirana syncs create", ""),
+        ("kirana destinations create", ""),
+    ]
+    assert log[-1]["summary"]["params"]["file"] == str(definition)
+
+
+def test_every_command_is_known_to_change_or_only_read() -> None:
+    """A new command must be put in CHANGES (audited) or READS: this fails until it is."""
+    paths = {path for path, _ in commands(app)}
+    assert paths - (CHANGES | READS) == set()
+    assert not CHANGES & READS
+    assert (CHANGES | READS) - paths == set()  # no stale names
+
+
+def test_a_cli_erasure_entry_names_no_one_and_shows_no_token() -> None:
+    params = {
+        "identifiers": ["ana@example.com", "u-42"],
+        "id_type": "email",
+        "token": "kt_AbCdEfGhIjKlMnOpQrSt",
+        "url": "http://ops:Passw0rdXyz@127.0.0.1:8000",
+        "data_dir": Path("/srv/kirana"),
+    }
+    made = entry(("privacy", "delete"), params)
+    text = json.dumps(made)
+    for private in ("ana@example.com", "u-42", "kt_AbCd", "Passw0rdXyz", "/srv/kirana"):
+        assert private not in text
+    assert (made["action"], made["target"], made["actor_id"]) == (
+        "kirana privacy delete",
+        "***",
+        "cli",
+    )
+    assert made["summary"]["params"]["id_type"] == "email"
 
 
 @pytest.mark.parametrize(

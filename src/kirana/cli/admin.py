@@ -1,13 +1,12 @@
 """``kirana sources``, ``kirana tokens``, ``kirana audit``, ``kirana quarantine``,
 ``kirana status``.
 
-These commands change the store directly (no server needed); each change is written to
-the audit log as done by ``cli:<operating-system user>``, as API changes are by token.
+These commands change the store directly (no server needed); :mod:`kirana.cli.audit_log`
+records each change in the audit log.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
 from datetime import timedelta
@@ -33,21 +32,6 @@ def _store(data_dir):
     from kirana.runtime import open_store
 
     return open_store(load_settings(data_dir))
-
-
-def _audit(store: Any, action: str, target: str, summary: dict[str, Any]) -> None:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no user name for this uid (containers)
-        user = "unknown"
-    store.record_audit(
-        actor_id="cli",
-        actor_name=f"cli:{user}",
-        action=action,
-        target=target,
-        summary=summary,
-        status=0,
-    )
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -77,7 +61,6 @@ def sources_create(
         raise fail(f"{exc}; for a new key run `kirana sources rotate-key {name}`") from exc
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    _audit(store, "POST /v1/sources", name, {"body": {"name": name}})
     typer.echo(key)
 
 
@@ -124,8 +107,6 @@ def sources_rotate_key(
         _, key = store.rotate_write_key(name, window)
     except (NotFound, ValueError) as exc:
         raise fail(str(exc)) from exc
-    summary = {"body": {"overlap_seconds": int(window.total_seconds())}}
-    _audit(store, "POST /v1/sources/{name}/rotate-key", name, summary)
     typer.echo(key)
 
 
@@ -137,9 +118,7 @@ def _set_enabled(name: str, enabled: bool, data_dir: Any) -> None:
         store.set_source_enabled(name, enabled)
     except NotFound as exc:
         raise fail(str(exc)) from exc
-    verb = "enable" if enabled else "disable"
-    _audit(store, f"POST /v1/sources/{{name}}/{verb}", name, {})
-    typer.echo(f"source {name!r} {verb}d")
+    typer.echo(f"source {name!r} {'enabled' if enabled else 'disabled'}")
 
 
 @sources_app.command("disable")
@@ -174,7 +153,6 @@ def sources_delete(
         source = store.delete_source(name)
     except NotFound as exc:
         raise fail(str(exc)) from exc
-    _audit(store, "DELETE /v1/sources/{name}", name, {"params": {"name": name}})
     typer.echo(f"source {name!r} ({source.id}) deleted; its events are kept")
 
 
@@ -189,10 +167,9 @@ def tokens_create(
     """Create an access token and print it (it is shown only once)."""
     store = _store(data_dir)
     try:
-        token, secret = store.create_token(name, role)  # type: ignore[arg-type]
+        _, secret = store.create_token(name, role)  # type: ignore[arg-type]
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    _audit(store, "POST /v1/tokens", token.id, {"body": {"name": name, "role": role}})
     typer.echo(secret)
 
 
@@ -219,7 +196,6 @@ def tokens_revoke(
         token = store.revoke_token(token_id)
     except NotFound as exc:
         raise fail(str(exc)) from exc
-    _audit(store, "DELETE /v1/tokens/{token_id}", token_id, {"params": {"token_id": token_id}})
     typer.echo(f"token {token.id} ({token.name}) revoked")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from kirana.cli import admin, demo, models, privacy, profile, segments, serve, sql, stats
+from kirana.cli.audit_log import audit_changes
 from kirana.cli.content import content_app
 from kirana.cli.destinations import destinations_app
 from kirana.cli.experiments import experiments_app
@@ -41,6 +42,7 @@ app.add_typer(destinations_app, name="destinations")
 app.add_typer(syncs_app, name="syncs")
 app.add_typer(content_app, name="content")
 app.add_typer(warehouse_app, name="warehouse")
+audit_changes(app)  # every command that changes something is in the audit log
 
 if __name__ == "__main__":
     app()
