@@ -27,6 +27,7 @@ Prints a markdown table and writes JSON to ``benchmarks/results/ingest-<timestam
     python benchmarks/ingest.py                 # about 2-3 minutes
     python benchmarks/ingest.py --soak 300      # 5-minute sustained phase (memory)
     python benchmarks/ingest.py --consumers none   # diagnostic: server without its consumers
+    python benchmarks/ingest.py --log nats      # the event log on a private JetStream server
 """
 
 from __future__ import annotations
@@ -999,20 +1000,25 @@ def stop_server(server: subprocess.Popen, sig: int = signal.SIGTERM) -> dict[str
     return {"returncode": code, "seconds": round(time.perf_counter() - t0, 2), "killed": killed}
 
 
-def count_log_records(log_dir: Path) -> dict[str, int]:
+def count_log_records(data_dir: Path) -> dict[str, int]:
+    """Records in the server's event log, whichever backend its settings chose."""
+    from kirana.config import load_settings
     from kirana.eventlog.records import EVENT, QUARANTINE
-    from kirana.eventlog.segments import FileEventLog
+    from kirana.runtime import open_log
 
     counts = {"E": 0, "Q": 0, "other": 0}
-    with FileEventLog(log_dir) as event_log:
+    event_log = open_log(load_settings(data_dir))
+    try:
         offset = event_log.start_offset
         while offset < event_log.end_offset:
-            result = event_log.read(offset, max_records=200_000, max_bytes=64 * 1024 * 1024)
+            result = event_log.read(offset, max_records=200_000)
             for record in result.records:
                 k = record.payload[:1]
                 key = "E" if k == EVENT else "Q" if k == QUARANTINE else "other"
                 counts[key] += 1
             offset = result.next_offset
+    finally:
+        event_log.close()
     return counts
 
 
@@ -1144,7 +1150,7 @@ def run_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     result["server_log_flagged"] = server_problems(server_log)
     if not args.no_verify:
         log("verifying the event log against the acknowledgements")
-        counts = count_log_records(data_dir / "log")
+        counts = count_log_records(data_dir)
         acked = sum(p["events_accepted"] for p in phases.values())
         result["verify"] = {
             "acked_events": acked,
@@ -1437,6 +1443,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="diagnostic: same as --consumers none",
     )
+    parser.add_argument(
+        "--log",
+        choices=["file", "nats"],
+        default="file",
+        help="the server's event log: segment files, or NATS JetStream on a private "
+        "nats-server (sync_interval: always) unless --nats-url is given",
+    )
+    parser.add_argument("--nats-url", help="with --log nats: use this JetStream server")
     parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.soak is not None:
@@ -1499,13 +1513,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.consumers
         else "kirana serve (all in-process consumers)",
     }
+    results["server_variant"] += f"; event log: {args.log}"
     workdir = Path(tempfile.mkdtemp(prefix="kirana-bench-", dir=args.tmp_dir))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    nats_server = None
     try:
+        if args.log == "nats":  # the server, its worker and the CLI read these
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from eventlog import start_nats
+
+            url = args.nats_url
+            if url is None:
+                (workdir / "nats").mkdir()
+                nats_server, url = start_nats(workdir / "nats" / "store", "always")
+            os.environ["KIRANA_LOG__BACKEND"] = "nats"
+            os.environ["KIRANA_LOG__NATS_URL"] = url
+            os.environ["KIRANA_LOG__NATS_STREAM"] = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
         results["baseline"] = run_baselines(args, workdir)
         results["http"] = run_http(args, workdir)
         results["summary"] = summarize(results, targets)
     finally:
+        if nats_server is not None:
+            nats_server.terminate()
+            nats_server.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
         output = args.output or RESULTS_DIR / f"ingest-{stamp}.json"
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -387,7 +387,7 @@ class Platform:
                 return {
                     "worker": {
                         "position": 0,
-                        "lag": self.log.end_offset,
+                        "lag": self.log.lag(0),
                         "errors": self.worker.restarts + self.worker.spawn_failures,
                         "last_error": f"the consumer worker is not running "
                         f"(last exit code {self.worker.last_exit}"
@@ -399,11 +399,10 @@ class Platform:
                         + "); it is being restarted",
                     }
                 }
-        end = self.log.end_offset
         return {
             name: {
                 "position": t.consumer.position(),
-                "lag": max(0, end - t.consumer.position()),
+                "lag": self.log.lag(t.consumer.position()),
                 "errors": t.errors,
                 "last_error": t.last_error,
             }

@@ -106,6 +106,32 @@ def test_records_read_back_at_their_acknowledged_offsets_from_any_position(
     assert read_all(log, offsets[start], chunk) == acknowledged[start:]
 
 
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(appends=batches, erase=st.sets(st.integers(0, 200)), chunk=st.integers(1, 40))
+def test_redacted_records_keep_every_offset_for_readers_at_any_position(
+    harness: Harness, appends: list[list[bytes]], erase: set[int], chunk: int
+) -> None:
+    """Redaction (for JetStream: republished copies read in place of deleted messages)
+    must not shift, drop or repeat any other record, wherever a reader starts."""
+    log = harness.log or harness.open()
+    begin, tag = log.end_offset, uuid.uuid4().hex.encode()
+    counter = iter(range(10_000))
+    numbered = [[b"E%s-%d-" % (tag, next(counter)) + p for p in ps] for ps in appends]
+    flat = [p for ps in numbered for p in ps]
+    chosen = {flat[i] for i in erase if i < len(flat)}
+    offsets = [o for ps in numbered for o in log.append_sync(ps)]
+    assert log.redact(lambda payload: payload in chosen) == len(chosen)
+    expected = [(o, REDACTED if p in chosen else p) for o, p in zip(offsets, flat, strict=True)]
+    for start in {0, len(flat) // 2, len(flat) - 1}:
+        got = [
+            (o, p[:1] if p[:1] == REDACTED else p) for o, p in read_all(log, offsets[start], chunk)
+        ]
+        assert got == expected[start:]
+    assert read_all(log, begin, chunk)[0][0] == offsets[0]
+
+
 def test_concurrent_async_appends_each_get_their_own_durable_offsets(harness: Harness) -> None:
     log = harness.open()
 
@@ -131,6 +157,19 @@ def test_positions_stay_valid_across_a_restart(harness: Harness) -> None:
     assert later[0] >= end > first[-1]
     assert log.wait_for(end, timeout=5)
     assert read_all(log, end) == [(later[0], b"c1")]
+
+
+def test_lag_shrinks_to_zero_as_a_reader_reaches_the_end(harness: Harness) -> None:
+    """Lag is in bytes for every backend (JetStream offsets are not byte positions)."""
+    log = harness.open()
+    start = log.start_offset
+    assert log.lag(start) == 0
+    for i in range(5):
+        log.append_sync([b"E%d-" % i + b"x" * 200, b"Q%d" % i])
+    positions = [start, *(r.offset for r in log.read(start).records), log.end_offset]
+    lags = [log.lag(p) for p in positions]
+    assert lags == sorted(lags, reverse=True) and lags[-1] == 0
+    assert 5 * 200 <= lags[0] <= 5 * 400  # about the bytes appended, not offset units
 
 
 def test_retention_frees_only_consumed_records_old_enough(harness: Harness) -> None:

@@ -55,8 +55,8 @@ class ConsumerThread:
         self._thread.start()
 
     def lag(self) -> int:
-        """Bytes (or sequence numbers) the consumer is behind the log's end."""
-        return max(0, self._log.end_offset - self.consumer.position())
+        """Bytes the consumer is behind the log's end (estimated for JetStream)."""
+        return self._log.lag(self.consumer.position())
 
     def _run(self) -> None:
         backoff = 0.5

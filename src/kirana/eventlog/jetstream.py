@@ -112,6 +112,7 @@ class JetStreamEventLog:
         self._ack_timeout = ack_timeout
         self._pending = 0
         self._known_last = 0
+        self._message_bytes = 1  # average size of a stored message, for lag estimates
         self._closed = False
         self._changed = threading.Condition()
         self._loop = asyncio.new_event_loop()
@@ -133,7 +134,7 @@ class JetStreamEventLog:
             raise LogUnavailable("event log is closed")
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-        except nats.errors.Error as exc:  # consumers back off and retry a LogUnavailable
+        except (nats.errors.Error, TimeoutError) as exc:  # consumers back off and retry
             raise LogUnavailable(
                 f"NATS at {safe_url(self._url)}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -314,6 +315,20 @@ class JetStreamEventLog:
     def end_offset(self) -> int:
         return offset_of(self._bounds_or_cached()[1] + 1)
 
+    def lag(self, position: int) -> int:
+        """Messages from ``position``'s on, times the stream's average message size."""
+        try:
+            state = self._run(self._js.stream_info(self.stream), timeout=self._ack_timeout * 3)
+        except LogUnavailable as exc:  # status pages keep working while NATS reconnects
+            log.warning("event log: NATS unreachable, lag from the last known end: %s", exc)
+            last = self._known_last
+        else:
+            last = state.state.last_seq
+            self._saw_last(last)
+            if state.state.messages:
+                self._message_bytes = state.state.bytes // state.state.messages
+        return max(0, last + 1 - split_offset(position)[0]) * self._message_bytes
+
     @property
     def start_offset(self) -> int:
         return offset_of(self._run(self._first_readable(), timeout=self._ack_timeout * 3))
@@ -359,9 +374,11 @@ class JetStreamEventLog:
                     if len(records) >= max_records:
                         return ReadResult(records, offset_of(message.sequence, i))
                     records.append(LogRecord(offset_of(message.sequence, i), message.records[i]))
+            if not messages and not exhausted:  # never skip ahead over what was not read
+                raise LogUnavailable(f"JetStream returned nothing from sequence {sequence}")
             if messages:
                 sequence, index = messages[-1].sequence + 1, 0
-            if exhausted or not messages:
+            if exhausted:
                 return ReadResult(records, max(offset, offset_of(sequence, index), end))
             if len(records) >= max_records:
                 return ReadResult(records, offset_of(sequence, index))
@@ -396,7 +413,7 @@ class JetStreamEventLog:
         request = {
             "seq": max(sequence, 1),
             "batch": _READ_MESSAGES,
-            "max_bytes": _READ_BYTES,
+            "max_bytes": max(_READ_BYTES, 2 * self._nc.max_payload),  # a whole message fits
             "next_by_subj": self.subject,
         }
         try:
@@ -488,8 +505,10 @@ class JetStreamEventLog:
                 if hits:
                     await self._republish(message, records)
                     count += hits
-            if exhausted or not messages:
+            if exhausted:
                 break
+            if not messages:  # an erasure must not report done over messages it never saw
+                raise LogUnavailable(f"JetStream returned nothing from sequence {sequence}")
             sequence = messages[-1].sequence + 1
         return count
 

@@ -78,6 +78,14 @@ class EventLog(Protocol):
         """The offset the next appended record will get (all before it are durable)."""
         ...
 
+    def lag(self, position: int) -> int:
+        """Bytes between ``position`` and the end: how far a consumer there is behind.
+
+        Exact for segment files; an estimate for JetStream (messages behind times their
+        average size), whose offsets are not byte positions (so never ``end - position``).
+        """
+        ...
+
     @property
     def pending_bytes(self) -> int:
         """Bytes accepted for appending but not yet durable: the load-shedding signal."""

@@ -60,6 +60,9 @@ class FileLogReader:
     def pending_bytes(self) -> int:
         return 0
 
+    def lag(self, position: int) -> int:
+        return max(0, self._current() - position)
+
     async def append(self, payloads: Sequence[bytes]) -> list[int]:
         raise LogUnavailable("this process only reads the event log; appends go to its writer")
 

@@ -203,6 +203,9 @@ class FileEventLog:
         self._forget_deleted_segments()
         return self._bases[0]
 
+    def lag(self, position: int) -> int:
+        return max(0, self._end - position)
+
     def submit(self, payloads: Sequence[bytes], done: Completion) -> None:
         """Queue payloads; ``done`` is called from the writer thread with offsets or an error."""
         frames = [encode_frame(p) for p in payloads]

@@ -60,7 +60,7 @@ def destinations_status(platform: PlatformDep, _: ViewerDep) -> dict[str, Any]:
     return {
         "router": {
             "position": position,
-            "lag_bytes": max(0, platform.log.end_offset - position),
+            "lag_bytes": platform.log.lag(position),
         },
         "destinations": service.status(store),
     }
