@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from kirana import __version__
-from kirana.api.errors import http_error_response, install_error_handlers
+from kirana.api.errors import http_error_response, install_error_handlers, internal_error
 from kirana.api.hot_paths import Handler, HotPaths
 from kirana.api.openapi import install_openapi
 from kirana.api.relay import Relay
@@ -69,7 +69,11 @@ def create_replica_app(platform: Platform, primary_socket: str, process: int) ->
         finally:
             await relay.aclose()
 
-    app = Starlette(routes=[Mount("/", app=relay)], lifespan=lifespan)
+    app = Starlette(
+        routes=[Mount("/", app=relay)],
+        lifespan=lifespan,
+        exception_handlers={Exception: internal_error},
+    )
     app.state.platform = platform
     hot: dict[tuple[str, str], Handler] = {
         ("GET", "/v1/personalize"): personalize.personalize_raw,

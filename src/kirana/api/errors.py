@@ -125,15 +125,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return validation_error_response(exc)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # The detail goes to the log only: an exception's text can hold paths, SQL or values.
-        # Starlette re-raises the exception after this answer, so the server logs its traceback.
-        log.error("500 answering %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return JSONResponse(
-            {
-                "code": "internal_error",
-                "message": "the server failed to answer this request; the error is in its log",
-            },
-            status_code=500,
-        )
+    app.add_exception_handler(Exception, internal_error)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """500 ``internal_error``: the exception's text goes to the log only (it can hold paths,
+    SQL or values). Starlette re-raises after this answer, so the server logs the traceback."""
+    log.error("500 answering %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse(
+        {
+            "code": "internal_error",
+            "message": "the server failed to answer this request; the error is in its log",
+        },
+        status_code=500,
+    )

@@ -48,6 +48,8 @@ _CLASS_STATUSES = {
     "404": "Nothing of that name: `{code, message}` says what is missing",
     "422": "Invalid parameter or body: `message` names the field and the rule",
     "500": "Unexpected server error (`internal_error`); the detail is in the server's log",
+    "503": "Unavailable, nothing applied: retry after `Retry-After` (an extra API process "
+    "could not reach the first, or the event log cannot write)",
 }
 
 WRITE_KEY_SCHEMES = {
@@ -100,7 +102,7 @@ def complete(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
 
 def _class_statuses(route: Any, operation: dict[str, Any]) -> list[str]:
     calls = set(_calls(route.dependant))
-    statuses = ["500"]
+    statuses = ["500", "503"]
     if _BEARER_TOKEN in calls or operation.get("security"):  # a token or a write key
         statuses.append("401")
     if _ADMIN_TOKEN in calls or operation.get("security", [{}])[0].keys() & WRITE_KEY_SCHEMES:
