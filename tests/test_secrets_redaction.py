@@ -77,10 +77,13 @@ def http_urls(draw) -> tuple[str, str, list[str]]:
     secret = draw(secrets)
     encoded = quote(secret, safe="")
     param = draw(st.sampled_from(["token", "api_key", "apikey", "access_token", "key", "sig"]))
-    form = draw(st.sampled_from(["userinfo", "query"]))
+    form = draw(st.sampled_from(["userinfo", "query", "fragment"]))
     if form == "userinfo":
         url = f"https://{user}:{encoded}@{host}/{path}?page=2"
         kept = [f"https://{user}:", f"@{host}/{path}?page=2"]
+    elif form == "fragment":
+        url = f"https://{host}/{path}#{param}={encoded}&state=abc"
+        kept = [f"https://{host}/{path}#{param}=", "&state=abc"]
     else:
         url = f"https://{host}/{path}?page=2&{param}={encoded}&lang=en"
         kept = [f"https://{host}/{path}?page=2&{param}=", "&lang=en"]

@@ -18,6 +18,7 @@ other parameter stay, so the output still says where a connection goes. Pure: no
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -68,11 +69,12 @@ def is_secret_name(name: str, *, short_names: bool = True) -> bool:
 _USERINFO = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/\s?#@'\"]*:)(?P<secret>\S*)@", re.ASCII
 )
-# ?name=value / &name=value inside a URL: the value ends at "&", "#" or white space.
-_QUERY = re.compile(r"(?P<head>[?&;](?P<name>[A-Za-z0-9_.\-]+)=)(?P<secret>[^&#\s'\"]*)", re.ASCII)
+# ?name=value / &name=value inside a URL (or #name=value: OAuth's implicit flow puts
+# tokens in the fragment); the value ends at "&", "#" or white space.
+_QUERY = re.compile(r"(?P<head>[?&;#](?P<name>[A-Za-z0-9_.\-]+)=)(?P<secret>[^&#\s'\"]*)", re.ASCII)
 # name=value, name = value, name='quoted \' value' (libpq keyword/value syntax).
 _KEYWORD = re.compile(
-    r"(?P<head>(?<![\w.\-?&;])(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*)"
+    r"(?P<head>(?<![\w.\-?&;#])(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*)"
     r"(?P<secret>'(?:[^'\\]|\\.)*(?:'|$)|\"(?:[^\"\\]|\\.)*(?:\"|$)|[^\s'\"]\S*)",
     re.ASCII,
 )
@@ -85,12 +87,22 @@ _MAPPING = re.compile(
 
 
 def _spans(text: str) -> list[tuple[int, int]]:
-    """Where the credentials of ``text`` are, by shape, as (start, end) offsets."""
+    """Where the credentials of ``text`` are, by shape, as (start, end) offsets.
+
+    Each pattern runs only when the text holds the character it cannot match without
+    (every log line passes here: most have none of them).
+    """
     spans = []
-    for match in _USERINFO.finditer(text):
-        if match.group("secret"):
-            spans.append(match.span("secret"))
-    for pattern, short_names in ((_QUERY, True), (_KEYWORD, False), (_MAPPING, False)):
+    if "://" in text:
+        for match in _USERINFO.finditer(text):
+            if match.group("secret"):
+                spans.append(match.span("secret"))
+    patterns = []
+    if "=" in text:
+        patterns += [(_QUERY, True), (_KEYWORD, False)]
+    if ":" in text and ("'" in text or '"' in text):
+        patterns.append((_MAPPING, False))
+    for pattern, short_names in patterns:
         for match in pattern.finditer(text):
             if match.group("secret") and is_secret_name(
                 match.group("name"), short_names=short_names
@@ -145,31 +157,44 @@ def scrub(text: str | None, known: Iterable[str] = ()) -> str | None:
     """
     if text is None:
         return None
-    values = {v for v in known if v and len(v) >= MIN_LITERAL}
+    values = known if isinstance(known, frozenset) else frozenset(known)
     remember(values)
-    for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, MASK)
+    if any(value in text for value in values):  # substring tests are cheap; the regex less so
+        pattern = _literal_pattern(values)
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
     return redact(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _literal_pattern(values: frozenset[str]) -> re.Pattern[str] | None:
+    """One regular expression for all known values, longest first (compiled once per set)."""
+    usable = sorted((v for v in values if v and len(v) >= MIN_LITERAL), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, usable))) if usable else None
 
 
 # -- values remembered for the log filter ------------------------------------------------
 
-_REMEMBERED: set[str] = set()
+_REMEMBERED: frozenset[str] = frozenset()
 _REMEMBERED_LIMIT = 10_000
 _LOCK = threading.Lock()
 
 
 def remember(values: Iterable[str]) -> None:
     """Secrets this process holds, so that log lines are scrubbed of them too."""
-    fresh = {v for v in values if v and len(v) >= MIN_LITERAL} - _REMEMBERED
+    global _REMEMBERED
+    if isinstance(values, frozenset | set) and values <= _REMEMBERED:
+        return  # the usual case: nothing new (checked in C, no loop)
+    fresh = {v for v in values if v and len(v) >= MIN_LITERAL and v not in _REMEMBERED}
     if fresh:
         with _LOCK:
             if len(_REMEMBERED) + len(fresh) <= _REMEMBERED_LIMIT:
-                _REMEMBERED.update(fresh)
+                _REMEMBERED = _REMEMBERED | fresh
 
 
 def remembered() -> frozenset[str]:
-    return frozenset(_REMEMBERED)
+    """Every secret :func:`remember` was given (one immutable set until the next one)."""
+    return _REMEMBERED
 
 
 def _scrubbed_record(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
