@@ -12,8 +12,9 @@ import pytest
 
 from kirana.config import Settings, load_settings
 from kirana.eventlog.jetstream import JetStreamEventLog
+from kirana.runtime import Platform
 from tests.api.test_tracking import lake_ids, post
-from tests.conftest import RunningKirana
+from tests.conftest import RunningKirana, _running, start_server
 from tests.eventlog.nats_server import NatsServer
 
 
@@ -54,6 +55,38 @@ def test_tracked_events_land_in_the_lake_exactly_once(kirana_any: RunningKirana)
     assert lake_ids(kirana_any) == sorted(sent)  # each once: the lake de-duplicates
     status = kirana_any.platform.consumer_status()
     assert all(c["lag"] == 0 for c in status.values()), status
+
+
+def test_committed_positions_survive_restarting_kirana_and_the_nats_server(
+    settings: Settings, nats_server: NatsServer
+) -> None:
+    """The consumers resume where they committed, not from the start (nothing landed
+    twice) and not from the end (nothing skipped), after both processes went away."""
+    first = _running(settings, "all")
+    kirana = next(first)
+    batches = [{"batch": [track(i, b) for i in range(20)]} for b in range(12)]
+    for body in batches[:6]:
+        assert post(kirana, "/v1/batch", body).status_code == 200
+    kirana.drain()
+    before = {n: c["position"] for n, c in kirana.platform.consumer_status().items()}
+    first.close()  # the server and the platform stop
+    nats_server.restart()  # SIGKILL, then the same store directory
+
+    platform = Platform.open(settings)
+    server, thread, url = start_server(platform)
+    kirana = RunningKirana(url, platform, kirana.write_key, kirana.admin_token, "")
+    try:
+        after = {n: c["position"] for n, c in kirana.platform.consumer_status().items()}
+        assert after == before and min(after.values()) > kirana.platform.log.start_offset
+        for body in [*batches[6:], batches[0]]:  # batches[0]: a client's late retry
+            assert post(kirana, "/v1/batch", body).status_code == 200
+        expected = sorted(e["messageId"] for body in batches for e in body["batch"])
+        assert lake_ids(kirana) == expected
+        status = kirana.platform.consumer_status()
+        assert all(status[n]["position"] > before[n] for n in before)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
 def test_a_full_stream_answers_429_and_keeps_what_it_acknowledged(
