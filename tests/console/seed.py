@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from kirana.demo.loader import demo_events, post_batches
+from kirana.demo.showcase import install_content, run_models
 from kirana.destinations import service as destination_service
 from kirana.destinations.extension import delivery_store
 from kirana.experiments.platform import experiments
@@ -67,6 +68,8 @@ def seed(platform: Platform, url: str, write_key: str) -> Seeded:
         ]
         assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
     assert platform.drain(timeout=60)
+    install_content(platform.settings)  # the demo's placements and widgets
+    run_models(platform.settings)  # every model job, embedded, on these few shoppers
     wait_for(
         lambda: store.health("crm")["queue_depth"] == 0 and store.health("crm")["dead_letters"],
         "every order to be dead-lettered",

@@ -123,6 +123,7 @@ def _up(url: str) -> bool:
 
 def _seed(url: str, write_key: str, admin: str, receiver: WebhookReceiver) -> None:
     from kirana.demo.loader import demo_events, post_batches
+    from kirana.demo.showcase import demo_content
 
     auth = {"Authorization": f"Bearer {admin}"}
     with httpx.Client(base_url=url, headers=auth, timeout=60) as api:
@@ -144,6 +145,7 @@ def _seed(url: str, write_key: str, admin: str, receiver: WebhookReceiver) -> No
         wait_for(lambda: api.get("/v1/profiles/" + EMAIL).status_code == 200, "the demo profiles")
         wait_for(lambda: api.get("/v1/destinations/crm/dead-letters").json(), "a dead letter")
         api.post("/v1/segments/refresh")
+        assert api.post("/v1/content/import", json=demo_content()).status_code == 200
 
 
 @dataclass
@@ -278,6 +280,8 @@ def test_admin_journeys(served: Served, browser) -> None:
         ("/console/sources", "10-sources"),
         ("/console/sources/web", "11-source"),
         ("/console/sources/web/debugger", "12-debugger"),
+        ("/console/models", "12a-models"),
+        ("/console/content", "12b-content"),
         ("/docs", "13-api-docs"),
         ("/redoc", "14-redoc"),
     ]:
@@ -336,6 +340,8 @@ def test_a_viewer_sees_everything_and_is_refused_every_change(served: Served, br
         "/console/destinations",
         "/console/destinations/crm",
         "/console/experiments",
+        "/console/models",
+        "/console/content",
     ]
     for path in pages:
         page.goto(served.url + path)

@@ -27,6 +27,8 @@ PAGES = [
     "/console/destinations",
     "/console/destinations/crm",
     "/console/experiments",
+    "/console/models",
+    "/console/content",
 ]
 
 #: Console POST routes that change something (the estimate only reads, as in the API).
@@ -41,8 +43,10 @@ CHANGES = sorted(
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{name}", "crm" if "destinations" in path else "test").replace(
-        "{key}", "checkout"
+    return (
+        path.replace("{name}", "crm" if "destinations" in path else "test")
+        .replace("{key}", "checkout")
+        .replace("{output}", "buy_again")
     )
 
 
@@ -405,3 +409,35 @@ def test_sign_in_client_helper_is_real(seeded: tuple[RunningKirana, Seeded]) -> 
         assert "viewer" in client.get("/console").text
     finally:
         client.close()
+
+
+def test_models_show_current_runs_and_refuse_an_unknown_rollback(
+    admin: httpx.Client, seeded: tuple[RunningKirana, Seeded]
+) -> None:
+    page = admin.get("/console/models")
+    assert page.status_code == 200
+    assert "buy_again" in page.text and "current" in page.text
+    assert re.search(r"<code>r\d{8}T\d{6}Z-[0-9a-f]{6}</code>", page.text)
+    refused = admin.post(
+        "/console/models/buy_again/rollback", data={"csrf": csrf_of(admin), "to_run": "r-nope"}
+    )
+    assert refused.status_code == 422 and "`to_run`" in refused.json()["message"]
+
+
+def test_the_evaluation_sits_next_to_its_baseline() -> None:
+    from kirana.console.pages.models import evaluation
+
+    rows = evaluation({"holdout_recall@10": 0.4, "baseline_ptopfreq_recall@10": 0.3, "rows": 5})
+    assert rows == [
+        {
+            "measure": "recall@10",
+            "model": 0.4,
+            "baseline": "baseline_ptopfreq_recall@10",
+            "base": 0.3,
+        }
+    ]
+
+
+def test_content_lists_the_demo_placements(admin: httpx.Client) -> None:
+    page = admin.get("/console/content").text
+    assert "home_feed" in page and "product_page" in page

@@ -21,32 +21,55 @@ _LAYOUT = {
 
 
 def figure(title: str, data: list[dict[str, Any]], **layout: Any) -> dict[str, Any]:
+    """A figure; without any point it says so instead of drawing empty axes."""
+    if not any(trace.get("x") or trace.get("y") for trace in data):
+        layout = {
+            **layout,
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "annotations": [{"text": "No data yet", "showarrow": False, "font": {"size": 16}}],
+        }
     return {"data": data, "layout": {**_LAYOUT, "title": {"text": title}, **layout}}
 
 
 def lines(
     title: str, series: Mapping[str, tuple[Sequence[Any], Sequence[float]]], y_title: str
 ) -> dict[str, Any]:
-    """One line per named series of (x, y)."""
+    """One line per named series of (time, y)."""
     data = [
         {"type": "scatter", "mode": "lines+markers", "name": name, "x": list(x), "y": list(y)}
         for name, (x, y) in series.items()
     ]
-    return figure(title, data, yaxis={"title": {"text": y_title}, "rangemode": "tozero"})
+    return figure(
+        title,
+        data,
+        xaxis={"type": "date"},
+        yaxis={"title": {"text": y_title}, "rangemode": "tozero"},
+    )
 
 
-def bars(title: str, x: Sequence[Any], y: Sequence[float], y_title: str) -> dict[str, Any]:
+def bars(
+    title: str, x: Sequence[Any], y: Sequence[float], y_title: str, *, dates: bool = False
+) -> dict[str, Any]:
+    """One bar per x (categories, or times with ``dates``)."""
     data = [{"type": "bar", "x": list(x), "y": list(y), "name": y_title}]
-    return figure(title, data, yaxis={"title": {"text": y_title}}, showlegend=False)
+    axis = {"type": "date"} if dates else {"type": "category", "automargin": True}
+    return figure(title, data, xaxis=axis, yaxis={"title": {"text": y_title}}, showlegend=False)
 
 
 def stacked_bars(
-    title: str, series: Mapping[str, tuple[Sequence[Any], Sequence[float]]], y_title: str
+    title: str,
+    series: Mapping[str, tuple[Sequence[Any], Sequence[float]]],
+    y_title: str,
+    *,
+    dates: bool = False,
 ) -> dict[str, Any]:
+    """Bars stacked by series name (per time with ``dates``, else per category)."""
     data = [
         {"type": "bar", "name": name, "x": list(x), "y": list(y)} for name, (x, y) in series.items()
     ]
-    return figure(title, data, barmode="stack", yaxis={"title": {"text": y_title}})
+    axis = {"type": "date"} if dates else {"type": "category"}
+    return figure(title, data, barmode="stack", xaxis=axis, yaxis={"title": {"text": y_title}})
 
 
 def lift_intervals(summary: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -120,6 +143,7 @@ def cumulative_effect(metric: str, points: Sequence[Mapping[str, Any]]) -> dict[
     return figure(
         f"{metric}: cumulative effect",
         data,
+        xaxis={"type": "date", "tickformat": "%b %d", "dtick": 86_400_000},
         yaxis={"title": {"text": "lift (%)"}, "zeroline": True, "zerolinewidth": 2},
     )
 

@@ -7,15 +7,28 @@ from fastapi import APIRouter
 from kirana.console import assets
 from kirana.console.pages import (
     audiences,
+    content,
     destinations,
     experiments,
+    models,
     overview,
     profiles,
     session,
     sources,
 )
 
-PARTS = (assets, session, overview, profiles, sources, audiences, destinations, experiments)
+PARTS = (
+    assets,
+    session,
+    overview,
+    profiles,
+    sources,
+    audiences,
+    destinations,
+    experiments,
+    models,
+    content,
+)
 
 router = APIRouter(include_in_schema=False)
 for part in PARTS:

@@ -47,6 +47,7 @@ async def overview_page(request: Request, platform: PlatformDep, user: UserDep) 
             lake["minutes"],
             [n / 60 for n in lake["counts"]],
             "events/s",
+            dates=True,
         ),
         "consumer_lag": charts.lines(
             "Consumer lag (bytes of log behind)", lag.series("consumers"), "bytes"
@@ -54,7 +55,9 @@ async def overview_page(request: Request, platform: PlatformDep, user: UserDep) 
         "delivery_lag": charts.lines(
             "Delivery lag (oldest queued record)", lag.series("destinations"), "seconds"
         ),
-        "quarantine": charts.stacked_bars("Quarantined events per hour", per_code, "events"),
+        "quarantine": charts.stacked_bars(
+            "Quarantined events per hour", per_code, "events", dates=True
+        ),
         "runs": charts.stacked_bars("Model job runs (latest 50) by status", run_counts, "runs"),
     }
     return render(
