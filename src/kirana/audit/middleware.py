@@ -59,17 +59,25 @@ class AuditMiddleware:
 
         recorded = False
 
-        async def send_after_recording(message: Message) -> None:
+        async def record(status: int) -> None:
             nonlocal recorded
+            recorded = True
+            actor = scope.get("state", {}).get(ACTOR_KEY)
+            if actor is not None:
+                entry = _entry(scope, actor, bytes(body), truncated, status)
+                await anyio.to_thread.run_sync(self._record, entry)
+
+        async def send_after_recording(message: Message) -> None:
             if message["type"] == "http.response.start" and not recorded:
-                recorded = True
-                actor = scope.get("state", {}).get(ACTOR_KEY)
-                if actor is not None:
-                    entry = _entry(scope, actor, bytes(body), truncated, message["status"])
-                    await anyio.to_thread.run_sync(self._record, entry)
+                await record(message["status"])
             await send(message)
 
-        await self.app(scope, receive_and_keep, send_after_recording)
+        try:
+            await self.app(scope, receive_and_keep, send_after_recording)
+        except Exception:  # a crash half-way may have changed something: say who tried
+            if not recorded:
+                await record(500)
+            raise
 
     def _record(self, entry: dict[str, Any]) -> None:
         try:
