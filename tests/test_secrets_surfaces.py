@@ -11,6 +11,7 @@ that none of the spelling's secrets is in it, and that the surface did show the 
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import logging
@@ -96,7 +97,7 @@ def spellings(echo: str, closed: int) -> list[Spelling]:
         ),
         Spelling(
             "segment-write-key",
-            [secret("wk")],
+            [secret("wk"), base64.b64encode(f"{secret('wk')}:".encode()).decode()],  # Basic auth
             dest("segment-write-key", "segment", url=f"http://{echo}", write_key=secret("wk")),
         ),
         Spelling(

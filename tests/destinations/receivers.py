@@ -79,8 +79,13 @@ class EchoingReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                # what servers echo first: the credential they refused, then the request
                 body = json.dumps(
-                    {"error": "refused", "path": self.path, "headers": dict(self.headers)}
+                    {
+                        "error": f"refused {self.headers.get('Authorization')}",
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                    }
                 ).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
