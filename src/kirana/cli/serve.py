@@ -117,7 +117,10 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
         ).start()
     url = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.api_processes} API processes" if sockets else ""
-    typer.echo(f"Kirana on {url} (API docs at {url}/docs), data in {settings.data_dir}{processes}")
+    typer.echo(
+        f"Kirana on {url} (console at {url}/console, API docs at {url}/docs), "
+        f"data in {settings.data_dir}{processes}"
+    )
     server.run(sockets=sockets)
 
 
