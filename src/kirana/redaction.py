@@ -71,7 +71,11 @@ _USERINFO = re.compile(
 )
 # ?name=value / &name=value inside a URL (or #name=value: OAuth's implicit flow puts
 # tokens in the fragment); the value ends at "&", "#" or white space.
-_QUERY = re.compile(r"(?P<head>[?&;#](?P<name>[A-Za-z0-9_.\-]+)=)(?P<secret>[^&#\s'\"]*)", re.ASCII)
+_QUERY = re.compile(
+    r"(?P<head>[?&;#](?P<name>[A-Za-z0-9_.\-]+)=)"
+    r"(?P<secret>[^&#\s'\"]*)",
+    re.ASCII,
+)
 # name=value, name = value, name='quoted \' value' (libpq keyword/value syntax).
 _KEYWORD = re.compile(
     r"(?P<head>(?<![\w.\-?&;#])(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*)"
