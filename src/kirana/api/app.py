@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
@@ -14,6 +14,7 @@ from starlette.routing import Mount
 from kirana import __version__
 from kirana.api.errors import http_error_response, install_error_handlers, internal_error
 from kirana.api.hot_paths import Handler, HotPaths
+from kirana.api.input_limits import storable_input
 from kirana.api.openapi import install_openapi
 from kirana.api.relay import Relay
 from kirana.api.routes import (
@@ -103,6 +104,7 @@ def create_app(platform: Platform, *, manage_lifecycle: bool = True) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc from local files: kirana.console.assets
         redoc_url=None,
+        dependencies=[Depends(storable_input)],  # no NUL, huge integers… into any store
     )
     app.state.platform = platform
     app.include_router(tracking.router)

@@ -90,6 +90,10 @@ def parse_query(
         return _error(
             400, "missing_field", "`placement` is required, e.g. ?placement=home_feed&userId=u1"
         )
+    texts = [("placement", placement), ("userId", user_id), ("anonymousId", anonymous_id)]
+    for name, text in texts + [("itemId", item) for item in item_ids]:
+        if text and "\x00" in text:  # PostgreSQL profile stores refuse NUL in text
+            return _error(400, "invalid_text", f"`{name}` contains a NUL character (U+0000)")
     user_id, anonymous_id = user_id or None, anonymous_id or None
     if (user_id is None) == (anonymous_id is None):
         return _error(
