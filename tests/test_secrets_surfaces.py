@@ -422,6 +422,16 @@ def _exercise(k: RunningKirana, data_dir: Path, cases: list[Spelling], out: Show
                     cli(data_dir, "warehouse", "export", "--dsn", case.warehouse_dsn),
                     "error",
                 )
+        # the audit log recorded every change above, with its request body summarised
+        audit = http.get("/v1/audit", params={"limit": 1000}, headers=admin).text
+        for case in cases:
+            for kind, mention in (
+                ("destination", case.name),
+                ("source", (case.source or {}).get("name")),
+                ("warehouse_dsn", "/v1/warehouse/export"),
+            ):
+                if getattr(case, kind):
+                    put(f"api: GET /v1/audit ({kind})", case, audit, str(mention))
 
 
 def _remove(http: Any, name: str, admin: dict[str, str]) -> str:
@@ -462,6 +472,7 @@ SURFACES_BY_KIND = {
         "cli: kirana syncs list",
         "console: /console/destinations",
         "console: /console/destinations/{name}",
+        "api: GET /v1/audit (destination)",
     ],
     "source": [
         "api: POST /v1/replication/sources",
@@ -472,12 +483,14 @@ SURFACES_BY_KIND = {
         "cli: kirana sources list",
         "cli: kirana sources status",
         "cli: kirana sources sync (error)",
+        "api: GET /v1/audit (source)",
     ],
     "postgres_source": [
         "api: DELETE /v1/replication/sources/{name} (error)",
         "cli: kirana sources remove (error)",
     ],
     "warehouse_dsn": [
+        "api: GET /v1/audit (warehouse_dsn)",
         "api: POST /v1/warehouse/export (error)",
         "cli: kirana warehouse export (error)",
     ],
