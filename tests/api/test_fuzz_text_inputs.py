@@ -130,3 +130,11 @@ def test_nul_in_any_json_body_is_refused_not_a_500(
     response = client.request(method.upper(), url, json={field: value, "kind": "webhook"})
     assert_refused_cleanly(response)
     assert response.json()["code"] == "invalid_text"
+
+
+def test_a_query_parameter_no_route_reads_is_ignored(client: TestClient) -> None:
+    """Only what a route reads is held to the limits (a 422 for the rest would be a status
+    the route does not declare, for a value that goes nowhere)."""
+    assert client.get("/v1/status", params={"junk": "a\x00b"}).status_code == 200
+    refused = client.get("/v1/quarantine", params={"source_id": "a\x00b"})
+    assert refused.status_code == 422 and "query.source_id" in refused.json()["message"]

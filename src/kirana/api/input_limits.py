@@ -15,12 +15,16 @@ query (:func:`kirana.api.routes.personalize.parse_query`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import HTTPException, Request
+from fastapi.dependencies.models import Dependant
 
 from kirana.api.routes.tracking import HANDLERS
 from kirana.collect.values import explain_undecodable, find_violation, may_break_limits
 
 _COLLECTOR_ENDPOINTS = frozenset(HANDLERS.values())
+_declared: dict[int, tuple[frozenset[str], bool]] = {}  # id(route) -> (query names, has body)
 
 
 async def storable_input(request: Request) -> None:
@@ -28,16 +32,38 @@ async def storable_input(request: Request) -> None:
     could not hold; do nothing (and cost a few byte searches) otherwise."""
     if request.scope.get("endpoint") in _COLLECTOR_ENDPOINTS:
         return
-    query = request.query_params
+    query_names, has_body = _inputs_of(request.scope.get("route"))
+    query = request.query_params  # only what the route reads: the rest goes nowhere
     violation = find_violation(dict(request.path_params), root="path") or find_violation(
-        {name: query.getlist(name) for name in query}, root="query"
+        {name: query.getlist(name) for name in query if name in query_names}, root="query"
     )
-    if violation is None and _is_plain_json(request):
+    if violation is None and has_body and _is_plain_json(request):
         raw = await request.body()  # cached: the route reads the same bytes
         if may_break_limits(raw):
             violation = explain_undecodable(raw, root="body")
     if violation is not None:
         raise HTTPException(422, detail={"code": violation.code, "message": violation.message})
+
+
+def _inputs_of(route: object) -> tuple[frozenset[str], bool]:
+    """The query parameters ``route`` reads (its dependencies' too) and whether it reads a
+    body: a value the route never reads is never stored, and a 422 for it would be a status
+    the route does not declare."""
+    inputs = _declared.get(id(route))
+    if inputs is None:
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            return frozenset(), False
+        everything = list(_walk(dependant))
+        names = frozenset(p.alias for d in everything for p in d.query_params)
+        inputs = _declared[id(route)] = (names, any(d.body_params for d in everything))
+    return inputs
+
+
+def _walk(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _walk(sub)
 
 
 def _is_plain_json(request: Request) -> bool:
