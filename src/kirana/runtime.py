@@ -233,7 +233,10 @@ class Platform:
         from kirana.redaction import install_log_scrubbing, remember, secrets_in
 
         install_log_scrubbing()  # no log line shows a credential, whoever writes it
-        remember(secrets_in(f"{settings.warehouse.dsn} {settings.profiles.postgres_dsn}"))
+        nats_urls = settings.log.nats_url.replace(",", " ")  # a cluster: one URL at a time
+        remember(
+            secrets_in(f"{settings.warehouse.dsn} {settings.profiles.postgres_dsn} {nats_urls}")
+        )
         if role == "api":
             from kirana.process.supervisor import WorkerSupervisor
 

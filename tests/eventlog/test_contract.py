@@ -21,6 +21,7 @@ from kirana.eventlog.jetstream import JetStreamEventLog
 from kirana.eventlog.protocol import REDACTED, EventLog, LogBusy, LogUnavailable
 from kirana.eventlog.records import event_record
 from kirana.eventlog.segments import FileEventLog
+from tests.conftest import free_port
 from tests.eventlog.nats_server import NatsServer
 
 T = TypeVar("T")
@@ -306,3 +307,10 @@ def test_an_unreachable_server_is_an_error_not_a_silent_drop(nats_server: NatsSe
         assert eventually(lambda: [o for o, _ in read_all(log, log.start_offset)]) == kept
         after = log.append_sync([b"Eafter"])
         assert [p for _, p in read_all(log, kept[0])][-1] == b"Eafter" and after[0] > kept[0]
+
+
+def test_an_unreachable_url_is_named_without_its_credentials() -> None:
+    url = f"nats://kirana:s3cret-pw@127.0.0.1:{free_port()}"
+    with pytest.raises(LogUnavailable, match=r"log\.nats_url") as refused:
+        JetStreamEventLog(url)
+    assert "s3cret-pw" not in str(refused.value) and "nats://***@127.0.0.1:" in str(refused.value)

@@ -154,7 +154,7 @@ class JetStreamEventLog:
                 name="kirana-eventlog",
                 connect_timeout=5,
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=2,  # at start: fail within seconds (then: forever)
                 reconnect_time_wait=0.5,
                 # no buffering while disconnected: an append the caller was told failed
                 # must not be stored later, when the connection comes back
@@ -165,6 +165,8 @@ class JetStreamEventLog:
             raise LogUnavailable(
                 f"cannot reach NATS at {safe_url(self._url)} (log.nats_url): {exc}"
             ) from exc
+        # once connected, reconnect for as long as it takes (nats-py reads this per attempt)
+        self._nc.options["max_reconnect_attempts"] = -1
         self._js = self._nc.jetstream(timeout=self._ack_timeout * 2)
         try:
             await self._ensure_stream(

@@ -6,9 +6,10 @@ process they took the interpreter lock away from request handling — ingest
 peaked near 45k events/s with a p99 above 100 ms. In their own process they
 use the second core and the API answers from the first (docs/benchmarks.md).
 
-The worker reads the log through :class:`~kirana.eventlog.reader.FileLogReader`
-and asks the API process (the log's only writer) to append the events it
-derives. It exits when the API process closes the pipe or dies.
+The worker reads the log through ``runtime.open_log_reader`` (the segment files'
+:class:`~kirana.eventlog.reader.FileLogReader`, or a JetStream connection of its own)
+and asks the API process (the log's only writer) to append the events it derives.
+It exits when the API process closes the pipe or dies.
 """
 
 from __future__ import annotations
