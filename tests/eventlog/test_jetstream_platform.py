@@ -12,10 +12,16 @@ import pytest
 
 from kirana.config import Settings, load_settings
 from kirana.eventlog.jetstream import JetStreamEventLog
+from kirana.eventlog.protocol import REDACTED
 from kirana.runtime import Platform
 from tests.api.test_tracking import lake_ids, post
 from tests.conftest import RunningKirana, _running, start_server
 from tests.eventlog.nats_server import NatsServer
+from tests.eventlog.test_contract import read_all
+from tests.privacy.test_erasure import ALICE_MARKERS, BOB_USER, occurrences
+from tests.privacy.test_erasure import (
+    test_erasure_leaves_nothing_and_suppresses_future_events as erasure_scenario,
+)
 
 
 @pytest.fixture
@@ -55,6 +61,19 @@ def test_tracked_events_land_in_the_lake_exactly_once(kirana_any: RunningKirana)
     assert lake_ids(kirana_any) == sorted(sent)  # each once: the lake de-duplicates
     status = kirana_any.platform.consumer_status()
     assert all(c["lag"] == 0 for c in status.values()), status
+
+
+def test_an_erasure_reaches_the_jetstream_log_and_its_store_files(
+    kirana_any: RunningKirana, nats_server: NatsServer
+) -> None:
+    """The privacy suite's own erasure scenario, with the log in JetStream: her events
+    share messages with Bob's, so the messages are republished without hers and the
+    originals securely deleted; no file of the server's store holds her afterwards."""
+    erasure_scenario(kirana_any)
+    assert occurrences(nats_server.store_dir, ALICE_MARKERS) == []
+    records = read_all(kirana_any.platform.log, kirana_any.platform.log.start_offset)
+    assert any(p == REDACTED for _, p in records)
+    assert sum(BOB_USER.encode() in p for _, p in records) == 3
 
 
 def test_committed_positions_survive_restarting_kirana_and_the_nats_server(
