@@ -27,7 +27,7 @@ def nats_server_binary() -> str:
 class NatsServer:
     """One JetStream server; ``restart()`` keeps the port and the store directory."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(self, store_dir: Path, extra_config: str = "") -> None:
         self.store_dir = store_dir
         self.port = free_port()
         self.monitor_port = free_port()
@@ -36,7 +36,7 @@ class NatsServer:
         # every message fsync'd before its ack, as a single-node production setup should
         self._config.write_text(
             f"port: {self.port}\nhttp_port: {self.monitor_port}\n"
-            f'jetstream {{ store_dir: "{store_dir}", sync_interval: always }}\n'
+            f'jetstream {{ store_dir: "{store_dir}", sync_interval: always }}\n{extra_config}'
         )
         self._output = store_dir.parent / f"nats-{self.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -77,3 +77,17 @@ class NatsServer:
             self._proc.terminate()
             self._proc.wait(timeout=30)
         self._proc = None
+
+
+def cluster(directory: Path, size: int = 3) -> list[NatsServer]:
+    """``size`` JetStream servers routed into one cluster (started one after another)."""
+    routes = [free_port() for _ in range(size)]
+    listed = ", ".join(f'"nats://127.0.0.1:{p}"' for p in routes)
+    return [
+        NatsServer(
+            directory / f"node-{i}",
+            f'server_name: node-{i}\ncluster {{ name: kirana-test, listen: "127.0.0.1:{port}", '
+            f"routes: [{listed}] }}\n",
+        )
+        for i, port in enumerate(routes)
+    ]

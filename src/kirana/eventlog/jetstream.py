@@ -190,12 +190,15 @@ class JetStreamEventLog:
                     allow_direct=True,
                 )
             )
-        except nats.js.errors.Error as exc:
+            self._max_body = self._nc.max_payload - _HEADER_ROOM
+            await self._nc.subscribe(self._notices, cb=self._on_notice)
+            self._known_last = (await self._bounds())[1]
+        except Exception as exc:  # e.g. a cluster still electing its JetStream leader
             await self._nc.close()
-            raise LogUnavailable(f"cannot set up JetStream stream {self.stream}: {exc}") from exc
-        self._max_body = self._nc.max_payload - _HEADER_ROOM
-        await self._nc.subscribe(self._notices, cb=self._on_notice)
-        self._known_last = (await self._bounds())[1]
+            raise LogUnavailable(
+                f"cannot set up JetStream stream {self.stream} at {safe_url(self._url)}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
         try:
