@@ -267,15 +267,18 @@ class JetStreamEventLog:
                 await asyncio.sleep(self._ack_timeout / _PUBLISH_ATTEMPTS)
                 continue
             except nats.js.errors.APIError as exc:
-                if exc.code == 503 or exc.err_code in _FULL_CODES:
+                if exc.err_code in _FULL_CODES:
                     raise LogBusy(f"JetStream stream {self.stream} is full: {exc}") from exc
+                if exc.code == 503:  # e.g. the stream is electing a new leader
+                    raise LogBusy(f"JetStream cannot take appends right now: {exc}") from exc
                 raise LogUnavailable(f"JetStream refused the append: {exc}") from exc
             except (nats.errors.Error, OSError) as exc:
                 raise LogUnavailable(
                     f"NATS at {safe_url(self._url)} is unavailable: {type(exc).__name__}"
                 ) from exc
             self._saw_last(ack.seq)
-            await self._nc.publish(self._notices, str(ack.seq).encode())
+            with contextlib.suppress(nats.errors.Error):  # a hint for readers: never fatal
+                await self._nc.publish(self._notices, str(ack.seq).encode())
             return ack.seq
         if disconnected:
             raise LogUnavailable(f"NATS at {safe_url(self._url)} is unreachable (reconnecting)")
