@@ -43,10 +43,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import nats
-import nats.errors
-import nats.js.errors
-from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+try:
+    import nats
+    import nats.errors
+    import nats.js.errors
+    from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+except ModuleNotFoundError as missing:  # an optional dependency: the ``nats`` extra
+    raise ModuleNotFoundError(
+        'log.backend = "nats" needs nats-py: install Kirana with its `nats` extra '
+        "(uv sync --extra nats)"
+    ) from missing
 
 from kirana.eventlog.jetstream_codec import chunks, offset_of, pack, redacted, split_offset, unpack
 from kirana.eventlog.protocol import LogBusy, LogRecord, LogUnavailable, ReadResult
