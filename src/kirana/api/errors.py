@@ -62,9 +62,10 @@ _UNPARSABLE_BODY = "There was an error parsing the body"
 def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     """An ``HTTPException`` as ``{code, message}`` (a route may raise one with a dict detail)."""
     detail = exc.detail
-    if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
-        detail = {"code": "invalid_json", "message": "body: must be JSON in UTF-8"}
-    elif not isinstance(detail, dict):
+    if exc.status_code == 400 and detail == _UNPARSABLE_BODY:  # a 422, as a JSON syntax error
+        body = {"code": "invalid_field", "message": "body: must be JSON in UTF-8", "field": "body"}
+        return JSONResponse(body, status_code=422)
+    if not isinstance(detail, dict):
         code = STATUS_CODES.get(exc.status_code, "error")
         detail = {"code": code, "message": str(detail)}
     return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
@@ -82,10 +83,14 @@ def _json_safe(value: Any) -> Any:
 
 def describe_error(error: dict[str, Any]) -> dict[str, Any]:
     """One pydantic error as ``{field, rule, message}``, with JSON values only."""
-    field = ".".join(str(part) for part in error.get("loc", ())) or "request"
+    loc = tuple(error.get("loc", ()))
     ctx = error.get("ctx") or {}
     words = _RULES.get(error.get("type", ""))
     rule = words(ctx) if words else str(error.get("msg", "is invalid"))
+    if error.get("type") == "json_invalid" and len(loc) == 2:  # ("body", character offset)
+        rule = f"is not valid JSON (character {loc[1]}: {ctx.get('error', 'syntax error')})"
+        loc = loc[:1]
+    field = ".".join(str(part) for part in loc) or "request"
     return {
         "field": field,
         "type": str(error.get("type", "")),

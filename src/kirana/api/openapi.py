@@ -42,7 +42,6 @@ _ADMIN_TOKEN = AdminDep.__metadata__[0].dependency
 
 #: descriptions of the statuses added by class of route
 _CLASS_STATUSES = {
-    "400": "The body is not JSON (`invalid_json`)",
     "401": "Missing or unknown access token (`Authorization: Bearer <token>`)",
     "403": "Not allowed: the route needs an admin token, or the write key's source is disabled",
     "404": "Nothing of that name: `{code, message}` says what is missing",
@@ -109,8 +108,6 @@ def _class_statuses(route: Any, operation: dict[str, Any]) -> list[str]:
         statuses.append("403")  # a viewer token, or the write key of a disabled source
     if route.dependant.path_params:
         statuses.append("404")
-    if route.body_field is not None:
-        statuses.append("400")
     if _has_inputs(route.dependant):
         statuses.append("422")
     return statuses
