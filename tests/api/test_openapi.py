@@ -272,3 +272,14 @@ def test_a_validator_s_own_error_is_a_422_naming_the_field(
     answer = response.json()
     assert answer["code"] == "invalid_field"
     assert any(e["field"] == field and words in e["message"] for e in answer["errors"])
+
+
+def test_free_form_answers_say_where_their_fields_are_described(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            if not status.startswith("2") or not schema:
+                continue
+            items = schema.get("items", {}) if schema.get("type") == "array" else schema
+            if "$ref" not in items and not items.get("properties"):
+                assert response["description"] != "Successful Response", (method, path)

@@ -51,6 +51,18 @@ _CLASS_STATUSES = {
     "could not reach the first, or the event log cannot write)",
 }
 
+#: where the fields of a free-form answer (a JSON object typed only as "an object") are
+#: documented, by the operation's first tag
+_FIELDS_DOCUMENTED_IN = {
+    "experiments": "docs/experiments.md",
+    "content": "docs/automation.md",
+    "segments": "docs/segments.md",
+    "replication": "docs/replication.md",
+    "warehouse": "docs/replication.md",
+    "destinations": "docs/destinations.md",
+    "syncs": "docs/destinations.md",
+}
+
 WRITE_KEY_SCHEMES = {
     "writeKeyBasic": {
         "type": "http",
@@ -128,6 +140,7 @@ def _has_inputs(dependant: Dependant) -> bool:
 
 def _declare(operation: dict[str, Any], statuses: list[str]) -> None:
     responses = operation.setdefault("responses", {})
+    _point_free_form_answers_at_their_docs(operation)
     for status in statuses:
         responses.setdefault(status, {"description": _CLASS_STATUSES[status]})
     for status, response in responses.items():
@@ -139,6 +152,18 @@ def _declare(operation: dict[str, Any], statuses: list[str]) -> None:
             response["content"] = {"application/json": {"schema": dict(_ERROR_REF)}}
         if status == "422" and response.get("description") == "Validation Error":
             response["description"] = _CLASS_STATUSES["422"]
+
+
+def _point_free_form_answers_at_their_docs(operation: dict[str, Any]) -> None:
+    doc = _FIELDS_DOCUMENTED_IN.get((operation.get("tags") or [""])[0])
+    for status, response in operation.get("responses", {}).items():
+        schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+        items = schema.get("items", {}) if schema.get("type") == "array" else schema
+        free_form = schema and "$ref" not in items and not items.get("properties")
+        default = response.get("description") == "Successful Response"  # FastAPI's
+        if doc and status.startswith("2") and free_form and default:
+            what = "A list of JSON objects" if items is not schema else "A JSON object"
+            response["description"] = f"{what}; the fields are described in {doc}"
 
 
 def _hoist_defs(node: Any, hoisted: dict[str, Any]) -> None:
