@@ -136,7 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """500 ``internal_error``: the exception's text goes to the log only (it can hold paths,
     SQL or values). Starlette re-raises after this answer, so the server logs the traceback."""
-    log.error("500 answering %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.error("500 answering %s %r: %s", request.method, request.url.path, type(exc).__name__)
     return JSONResponse(
         {
             "code": "internal_error",
