@@ -16,6 +16,7 @@ from kirana.console.templating import profile_url, when
 from kirana.store.protocol import OperationalStore
 
 PAGE = 50
+FILES_PER_STEP = 8
 
 
 def parse_cursor(text: str | None) -> tuple[int, int] | None:
@@ -27,25 +28,34 @@ def parse_cursor(text: str | None) -> tuple[int, int] | None:
 
 
 def _lake_rows(lake_dir: Path, source_id: str, after: int | None) -> list[dict[str, Any]]:
-    from kirana.lake.catalog import connect, lake_tables
+    from kirana.console.lake_files import EventFiles
 
-    if "events" not in lake_tables(lake_dir):
+    files = EventFiles.open(lake_dir)
+    if files is None:
         return []
     where = "source_id = $source" + (" AND log_offset > $after" if after is not None else "")
     params: dict[str, Any] = {"source": source_id, "limit": PAGE}
     if after is not None:
         params["after"] = after
-    rows = (
-        connect(lake_dir)
-        .execute(
-            "SELECT log_offset, received_at, type, coalesce(event, name), user_id, anonymous_id, "
-            "message_id, properties, traits, context FROM events WHERE "
-            + where
-            + " ORDER BY log_offset DESC LIMIT $limit",
-            params,
+    rows: list[tuple] = []
+    candidates = files.newest_first(source_id, after)
+    read = 0
+    while read < len(candidates):
+        read += FILES_PER_STEP  # files overlap in offsets (compaction): query all read so far
+        rows = (
+            files.connect([path for path, _ in candidates[:read]])
+            .execute(
+                "SELECT log_offset, received_at, type, coalesce(event, name), user_id, "
+                "anonymous_id, message_id, properties, traits, context FROM events WHERE "
+                + where
+                + " ORDER BY log_offset DESC LIMIT $limit",
+                params,
+            )
+            .fetchall()
         )
-        .fetchall()
-    )
+        unread_top = candidates[read][1] if read < len(candidates) else -1
+        if len(rows) >= PAGE and unread_top is not None and unread_top <= rows[-1][0]:
+            break  # no unread file holds anything newer than the page already found
     out = []
     for offset, received, kind, name, user_id, anon, message_id, props, traits, context in rows:
         raw = {

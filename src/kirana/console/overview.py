@@ -57,24 +57,21 @@ def history(platform: Platform) -> LagHistory:
 
 
 def lake_activity(lake_dir: Path, minutes: int = 60) -> dict[str, Any]:
-    """Events landed per minute over the last ``minutes`` and the newest ``received_at``."""
-    from kirana.lake.catalog import connect, lake_tables
+    """Events landed per minute over the last ``minutes``, the newest ``received_at`` and
+    the table's row count (the last two from the Delta log alone)."""
+    from kirana.console.lake_files import EventFiles
 
-    if "events" not in lake_tables(lake_dir):
+    files = EventFiles.open(lake_dir)
+    if files is None:
         return {"minutes": [], "counts": [], "newest": None, "total": 0}
-    since = datetime.now(UTC) - timedelta(minutes=minutes)
-    conn = connect(lake_dir)
-    rows = conn.execute(
-        "SELECT date_trunc('minute', received_at) AS m, count(*) FROM events "
-        "WHERE received_at >= $since GROUP BY m ORDER BY m",
-        {"since": since},
-    ).fetchall()
-    newest, total = conn.execute("SELECT max(received_at), count(*) FROM events").fetchone()
+    now = datetime.now(UTC)
+    since = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes)
+    counts = files.per_minute(since)
     return {
-        "minutes": [m.isoformat() for m, _ in rows],
-        "counts": [int(n) for _, n in rows],
-        "newest": newest,
-        "total": int(total),
+        "minutes": [m.isoformat() for m in counts],
+        "counts": list(counts.values()),
+        "newest": files.newest_received,
+        "total": files.total_rows,
     }
 
 
