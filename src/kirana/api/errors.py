@@ -55,7 +55,8 @@ _RULES = {
 }
 
 
-#: FastAPI's own 400 for a body it cannot decode (not UTF-8, or not JSON at all)
+#: FastAPI's own 400 for a body it cannot decode (not UTF-8, or nested past Python's
+#: recursion limit)
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
@@ -63,8 +64,10 @@ def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     """An ``HTTPException`` as ``{code, message}`` (a route may raise one with a dict detail)."""
     detail = exc.detail
     if exc.status_code == 400 and detail == _UNPARSABLE_BODY:  # a 422, as a JSON syntax error
-        body = {"code": "invalid_field", "message": "body: must be JSON in UTF-8", "field": "body"}
-        return JSONResponse(body, status_code=422)
+        message = "body: must be JSON in UTF-8, nested at most a few hundred levels"
+        return JSONResponse(
+            {"code": "invalid_field", "message": message, "field": "body"}, status_code=422
+        )
     if not isinstance(detail, dict):
         code = STATUS_CODES.get(exc.status_code, "error")
         detail = {"code": code, "message": str(detail)}
