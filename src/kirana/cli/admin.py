@@ -256,17 +256,43 @@ def quarantine_list(
 
 
 def status(data_dir: DataDir = None) -> None:
-    """Show the event log's size and how far each consumer has got."""
+    """Show the event log's size, every consumer's position and lag, and every scheduled job.
+
+    The consumers and jobs are the ones ``kirana serve`` runs with these settings, read from
+    where each keeps its position (a reader of the log, so it works while Kirana runs);
+    error counts of a running Kirana are live state: ``GET /v1/status`` or the console.
+    """
     from kirana.config import load_settings
     from kirana.lake.catalog import lake_tables
+    from kirana.runtime import Platform
 
     settings = load_settings(data_dir)
-    store = _store(data_dir)
     log_dir = settings.log_dir
     size = sum(p.stat().st_size for p in log_dir.glob("*.seg")) if log_dir.exists() else 0
     typer.echo(f"data dir     {settings.data_dir.resolve()}")
     typer.echo(f"event log    {size:,} bytes in {log_dir}")
-    for name in ("quarantine",):
-        typer.echo(f"consumer     {name}: position {store.get_position(name)}")
+    try:
+        platform = Platform.open(settings, role="worker")
+    except Exception as exc:  # a log that cannot be read: say so, still show the lake
+        typer.echo(f"consumers    unknown: cannot read the event log ({exc})")
+    else:
+        try:
+            for name, consumer in platform.consumer_status().items():
+                typer.echo(
+                    f"consumer     {name}: position {consumer['position']:,}, "
+                    f"{consumer['lag']:,} bytes behind"
+                )
+            for name, job in platform.jobs.items():
+                typer.echo(f"job          {name}: every {_period(job.every_seconds)}")
+        finally:
+            platform.close()
     for name, path in lake_tables(settings.lake_dir).items():
         typer.echo(f"lake table   {name}: {path}")
+
+
+def _period(seconds: float) -> str:
+    """``86400`` -> ``1d``, ``2.0`` -> ``2s``: how often a job runs, as a person says it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kirana.cli.kind_help import command_with_help
 from kirana.cli.options import DataDir, fail
 
 destinations_app = typer.Typer(
@@ -50,7 +51,17 @@ def _echo(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
-@destinations_app.command("create")
+def _kinds() -> str:
+    from kirana.cli.kind_help import kinds_help
+    from kirana.destinations.config import KIND_SETTINGS
+
+    return (
+        "Kinds and their settings (the JSON's `settings`; docs/destinations.md):\n\n"
+        + kinds_help(KIND_SETTINGS)
+    )
+
+
+@destinations_app.command("create", cls=command_with_help(_kinds))
 def create(
     file: Annotated[Path, typer.Option("--file", "-f", help="JSON definition ('-': stdin).")],
     replace: Annotated[

@@ -69,7 +69,7 @@ def run(
         list[str] | None,
         typer.Option(
             help="A lake table of order lines to add (user_id, order_id, "
-            "order_time, product_id[, amount]); repeatable [default: models.extra_order_tables]."
+            "order_time, product_id[, amount]); repeatable \\[default: models.extra_order_tables]."
         ),
     ] = None,
     format: Format = "text",

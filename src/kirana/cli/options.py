@@ -12,7 +12,7 @@ DataDir = Annotated[
     typer.Option(
         "--data-dir",
         envvar="KIRANA_DATA_DIR",
-        help="Where Kirana keeps its log, lake and state [default: ./kirana-data].",
+        help="Where Kirana keeps its log, lake and state \\[default: ./kirana-data].",
         show_default=False,
     ),
 ]

@@ -37,7 +37,7 @@ def delete(
         typer.Option("--type", help="user_id, anonymous_id, email, phone or device_id (all)."),
     ] = None,
     url: Annotated[
-        str | None, typer.Option(help="A running Kirana's URL [default: from settings].")
+        str | None, typer.Option(help="A running Kirana's URL \\[default: from settings].")
     ] = None,
     token: Annotated[
         str | None, typer.Option(envvar="KIRANA_TOKEN", help="Admin token, when Kirana is running.")

@@ -126,7 +126,7 @@ def audiences_history(
 def refresh(
     full: Annotated[bool, typer.Option("--full", help="Recompute every profile.")] = False,
     url: Annotated[
-        str | None, typer.Option(help="A running Kirana's URL [default: settings].")
+        str | None, typer.Option(help="A running Kirana's URL \\[default: settings].")
     ] = None,
     token: Annotated[str | None, typer.Option(envvar="KIRANA_TOKEN", help="Admin token.")] = None,
     data_dir: DataDir = None,

@@ -19,10 +19,10 @@ from kirana.cli.options import DataDir, fail
 def serve(
     host: Annotated[
         str | None,
-        typer.Option(help="Interface to listen on [default: 127.0.0.1].", show_default=False),
+        typer.Option(help="Interface to listen on \\[default: 127.0.0.1].", show_default=False),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on [default: 8000].", show_default=False)
+        int | None, typer.Option(help="Port to listen on \\[default: 8000].", show_default=False)
     ] = None,
     demo: Annotated[
         bool,
@@ -32,7 +32,8 @@ def serve(
         ),
     ] = False,
     demo_users: Annotated[
-        int | None, typer.Option(help="With --demo: how many users to simulate [default: all 593].")
+        int | None,
+        typer.Option(help="With --demo: how many users to simulate \\[default: all 593]."),
     ] = None,
     api_processes: Annotated[
         int | None,
@@ -40,7 +41,7 @@ def serve(
             min=1,
             max=64,
             help="Processes answering HTTP on the port (more = more personalise requests/s on "
-            "more cores; tracking always goes through the first) [default: api_processes "
+            "more cores; tracking always goes through the first) \\[default: api_processes "
             "setting, 1].",
             show_default=False,
         ),
@@ -63,6 +64,8 @@ def serve(
     port_claim = None
     if settings.api_processes > 1 and settings.port:  # before anything is opened or bound
         port_claim = _claim_port(settings.host, settings.port)
+    elif settings.port:
+        _check_port_free(settings.host, settings.port)
     try:
         platform = Platform.open(settings, role="api" if settings.worker_process else "all")
     except OSError as exc:
@@ -124,6 +127,30 @@ def _run(settings, platform, sockets, demo: bool, demo_users: int | None, log_le
     server.run(sockets=sockets)
 
 
+def _how_to_choose_another_port(host: str, port: int) -> str:
+    return (
+        f"cannot listen on {host}:{port}: the port is in use (another Kirana?); stop it or "
+        f"choose another port with --port {port + 1} or KIRANA_PORT={port + 1}"
+    )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on before opening anything, with what to do
+    instead (uvicorn's own message comes after start-up and names no way out)."""
+    import errno
+
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(_how_to_choose_another_port(host, port)) from None
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    finally:
+        probe.close()
+
+
 def _claim_port(host: str, port: int) -> socket.socket | None:
     """``claim_port``, its refusals as CLI errors."""
     from kirana.process.replica import PortTaken, claim_port
@@ -131,9 +158,7 @@ def _claim_port(host: str, port: int) -> socket.socket | None:
     try:
         return claim_port(port)
     except PortTaken as exc:
-        raise fail(
-            f"cannot listen on {host}:{port}: {exc}; stop it or choose another --port"
-        ) from None
+        raise fail(f"{_how_to_choose_another_port(host, port)} ({exc})") from None
     except OSError as exc:
         raise fail(f"cannot claim port {port} for the API processes: {exc}") from exc
 
@@ -146,6 +171,10 @@ def _shared_sockets(host: str, port: int) -> list[socket.socket]:
     try:
         tcp = listening_socket(host, port)
     except OSError as exc:
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(_how_to_choose_another_port(host, port)) from None
         raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
     directory = tempfile.mkdtemp(prefix="kirana-api-")
     os.chmod(directory, 0o700)  # only this user's processes may relay requests

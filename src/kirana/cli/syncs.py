@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from kirana.cli.destinations import open_delivery_store, read_json
+from kirana.cli.kind_help import command_with_help
 from kirana.cli.options import DataDir, fail
 
 syncs_app = typer.Typer(
@@ -26,7 +27,42 @@ def _known():
     return (ConfigError, NotFound, AlreadyExists, SyncBusy)
 
 
-@syncs_app.command("create")
+_SOURCE_KINDS = {
+    "sql": "a DuckDB query over lake tables by name (what `kirana sql` sees)",
+    "audience": "an audience's members: profile_id, user_id, anonymous_id, email",
+}
+_MODES = {
+    "upsert": "new and changed rows",
+    "mirror": "also a delete for each key that left the source",
+    "insert": "only keys never sent before",
+}
+
+
+def _kinds() -> str:
+    from kirana.cli.kind_help import kinds_help, settings_line
+    from kirana.destinations.config import KIND_SETTINGS
+    from kirana.syncs.model import SyncConfig
+    lines = [
+        "Fields (docs/destinations.md, \"Reverse-ETL syncs\"):",
+        "",
+        settings_line(SyncConfig),
+        "",
+        "Source kinds (exactly one):",
+        "",
+        *(f"source.{kind}: {what}" for kind, what in _SOURCE_KINDS.items()),
+        "",
+        "Modes:",
+        "",
+        *(f"{mode}: {what}" for mode, what in _MODES.items()),
+        "",
+        "destination: the name of a destination; their kinds and settings:",
+        "",
+        kinds_help(KIND_SETTINGS),
+    ]
+    return "\n".join(lines)
+
+
+@syncs_app.command("create", cls=command_with_help(_kinds))
 def create(
     file: Annotated[Path, typer.Option("--file", "-f", help="JSON definition ('-': stdin).")],
     replace: Annotated[bool, typer.Option(help="Overwrite a sync of the same name.")] = False,

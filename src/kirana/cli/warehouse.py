@@ -18,10 +18,10 @@ warehouse_app = typer.Typer(
 @warehouse_app.command("export")
 def export(
     dsn: Annotated[
-        str | None, typer.Option(help="libpq DSN of the warehouse [default: warehouse.dsn].")
+        str | None, typer.Option(help="libpq DSN of the warehouse \\[default: warehouse.dsn].")
     ] = None,
     schema: Annotated[
-        str | None, typer.Option(help="Target schema [default: warehouse.schema_name].")
+        str | None, typer.Option(help="Target schema \\[default: warehouse.schema_name].")
     ] = None,
     table: Annotated[
         list[str] | None,
