@@ -285,3 +285,19 @@ def test_free_form_answers_say_where_their_fields_are_described(document: dict[s
             items = schema.get("items", {}) if schema.get("type") == "array" else schema
             if "$ref" not in items and not items.get("properties"):
                 assert response["description"] != "Successful Response", (method, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "table", "field"),
+    [
+        ("%2E%2E", "events", "path.name"),
+        ("shop", "%2E%2E", "path.table"),
+        ("..x", "t", "path.name"),
+    ],
+)
+def test_a_lake_path_cannot_leave_the_replicated_folder(
+    client: TestClient, name: str, table: str, field: str
+) -> None:
+    """`..` as the source made lake/replicated/../events the lake's events table."""
+    response = client.get(f"/v1/replication/sources/{name}/tables/{table}/changes")
+    assert response.status_code == 422 and response.json()["field"] == field, response.text

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, RootModel
 
 from kirana.api.deps import AdminDep, PlatformDep
 from kirana.redaction import scrub, secrets_in
-from kirana.replication.specs import SourceConfig, secret_values
+from kirana.replication.specs import NAME_PATTERN, SourceConfig, secret_values
 
 router = APIRouter(prefix="/v1", tags=["replication"])
 
@@ -152,10 +153,11 @@ async def sync_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str
 
 @router.get("/replication/sources/{name}/tables/{table}/changes")
 def table_changes(
-    name: str,
-    table: str,
     platform: PlatformDep,
     _: AdminDep,
+    # both name a folder under lake/replicated/: `..` or a separator would leave it
+    name: str = PathParameter(pattern=NAME_PATTERN),
+    table: str = PathParameter(pattern=r"^[^./\\]{1,255}$", description="Its lake name"),
     since: int = Query(-1, ge=-1, le=2**63 - 1, description="Delta version already seen."),
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> dict[str, Any]:
