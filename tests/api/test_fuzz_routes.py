@@ -3,9 +3,10 @@
 One real server over a temporary data dir with a little of everything in it (a source, a
 metric and a running experiment, a flag, content, a destination, an audience, events), so
 requests reach past the "not found" answers into the services. Every operation gets valid
-and invalid inputs derived from its schema; every answer must be no 5xx, a declared status,
-a declared content type and a body matching the declared schema. Routes added later are
-fuzzed too: the list comes from ``/openapi.json``.
+and invalid inputs derived from its schema, with an admin token (15 examples each), a viewer
+token and none (3 each); every answer must be no 500, a declared status, a declared content
+type and a body matching the declared schema. Routes added later are fuzzed too: the list
+comes from ``/openapi.json``. About 2.5-3 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
