@@ -31,7 +31,9 @@ UPSERT = "u"
 DELETE = "d"
 UNCHANGED_COLUMNS = "_kirana_unchanged"
 """Optional: comma-separated columns an update did not resend (PostgreSQL TOAST); keep them."""
-BOOKKEEPING = (OP, SEQ, UNCHANGED_COLUMNS)
+MOVED = "_kirana_moved"
+"""Optional: true on the new row of a key change (its unchanged values are the old key's)."""
+BOOKKEEPING = (OP, SEQ, UNCHANGED_COLUMNS, MOVED)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

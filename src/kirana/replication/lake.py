@@ -30,7 +30,6 @@ from kirana.replication.changes import (
     DELETE,
     OP,
     SEQ,
-    UNCHANGED_COLUMNS,
     TableSpec,
     conform,
     missing_columns,
@@ -38,6 +37,7 @@ from kirana.replication.changes import (
     newest_per_key,
     quote,
 )
+from kirana.replication.unchanged import resolve_unchanged
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +153,20 @@ class ReplicatedTable:
             return {"skipped": changes.num_rows}
         if applied is not None and changes.num_rows:
             changes = changes.filter(pc.greater(changes.column(SEQ), applied))
+        table = self._table()
+        changes, unavailable = resolve_unchanged(
+            changes,
+            self.spec,
+            self._current_rows,
+            {} if table is None else {f.name: f.type for f in arrow_schema(table)},
+        )
+        if unavailable:
+            log.warning("%s: values never sent and not known before: %s", self.path, unavailable)
         if truncated_at is not None and (applied is None or truncated_at > applied):
             keep = changes.filter(pc.not_equal(changes.column(OP), DELETE))
             latest = newest_per_key(keep, self.spec)
             written = self.replace(latest.drop_columns([OP]), position)
-            return {"truncated": True, "rows": written}
+            return {"truncated": True, "rows": written, "unavailable": unavailable}
         if changes.num_rows == 0:
             return {"rows": 0}
         self._check(changes)
@@ -165,58 +174,39 @@ class ReplicatedTable:
         table = self._table()
         if table is None:
             table = self._create(latest.schema)
-        if UNCHANGED_COLUMNS in latest.column_names:
-            latest = self._fill_unchanged(latest, table)
         if self._add_columns(table, latest.schema):
             table = self._table()
         latest = conform(latest, arrow_schema(table))
-        metrics = self._merge(latest, position)
+        metrics = dict(self._merge(latest, position))
+        metrics["unavailable"] = unavailable
         self._commits += 1
         if self._commits % COMPACT_EVERY_COMMITS == 0:
             self.compact()
         return metrics
 
-    def _fill_unchanged(self, latest: pa.Table, table: DeltaTable) -> pa.Table:
-        """Give values the source did not resend (unchanged TOAST) their current lake value."""
-        marks = latest.column(UNCHANGED_COLUMNS).to_pylist()
-        latest = latest.drop_columns([UNCHANGED_COLUMNS])
-        wanted = {i: m.split(",") for i, m in enumerate(marks) if m}
-        if not wanted:
-            return latest
-        columns = sorted({c for names in wanted.values() for c in names})
+    def _current_rows(self, keys: list[tuple], columns: list[str]) -> dict[tuple, dict]:
+        """The lake's current values of ``columns`` for each of ``keys`` it holds."""
+        table = self._table()
+        if table is None or not keys:
+            return {}
         have = set(arrow_schema(table).names)
-        current = {}
-        keys = list(self.spec.key)
-        only = None
-        if len(keys) == 1:
-            only = pc.field(keys[0]).isin([latest.column(keys[0])[i].as_py() for i in wanted])
-        for row in (
+        key_columns = list(self.spec.key)
+        wanted = None
+        for i, name in enumerate(key_columns):
+            test = pc.field(name).isin(sorted({k[i] for k in keys}, key=repr))
+            wanted = test if wanted is None else wanted & test
+        found = (
             table.to_pyarrow_dataset()
-            .to_table(columns=keys + [c for c in columns if c in have], filter=only)
+            .to_table(columns=key_columns + [c for c in columns if c in have], filter=wanted)
             .to_pylist()
-        ):
-            current[tuple(row[k] for k in keys)] = row
-        data = {
-            name: latest.column(name).to_pylist()
-            if name in latest.column_names
-            else [None] * latest.num_rows
-            for name in columns
-            if name in have
-        }
-        for i, names in wanted.items():
-            before = current.get(tuple(latest.column(k)[i].as_py() for k in keys), {})
-            for name in names:
-                if name in data:
-                    data[name][i] = before.get(name)
-        for name, values in data.items():
-            typ = arrow_schema(table).field(name).type
-            if name in latest.column_names:
-                latest = latest.set_column(
-                    latest.column_names.index(name), pa.field(name, typ), pa.array(values, typ)
-                )
-            else:
-                latest = latest.append_column(pa.field(name, typ), pa.array(values, typ))
-        return latest
+        )
+        targets = set(keys)
+        out = {}
+        for row in found:
+            key = tuple(row.pop(k) for k in key_columns)
+            if key in targets:
+                out[key] = row
+        return out
 
     def _add_columns(self, table: DeltaTable, incoming: pa.Schema) -> bool:
         """Add columns the source has grown, in their own commit, before merging.

@@ -29,6 +29,7 @@ import pyarrow.csv as pcsv
 from kirana.replication import pgoutput
 from kirana.replication.changes import (
     DELETE,
+    MOVED,
     SEQ,
     UNCHANGED_COLUMNS,
     UPSERT,
@@ -320,14 +321,20 @@ class PostgresSource:
         if isinstance(change, pgoutput.Delete):
             return [(table, DELETE, dict(zip(names, change.old, strict=True)))]
         new = dict(zip(names, change.new, strict=True))
+        moved = False
         if isinstance(change, pgoutput.Update) and change.old is not None:
             old = dict(zip(names, change.old, strict=True))
+            if change.old_kind == "O":  # REPLICA IDENTITY FULL: the old row has every value
+                new = {n: old[n] if v is pgoutput.UNCHANGED else v for n, v in new.items()}
             if any(old.get(k) is not None and old.get(k) != new.get(k) for k in key):
                 out.append((table, DELETE, old))  # the key itself changed
+                moved = True
         unchanged = [n for n, v in new.items() if v is pgoutput.UNCHANGED]
-        if unchanged:
+        if unchanged:  # resolved in commit order when applied (replication/unchanged.py)
             new = {n: v for n, v in new.items() if v is not pgoutput.UNCHANGED}
             new[UNCHANGED_COLUMNS] = ",".join(unchanged)
+            if moved:
+                new[MOVED] = True
         out.append((table, UPSERT, new))
         return out
 

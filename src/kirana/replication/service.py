@@ -57,6 +57,7 @@ def source_status(state: ReplicationState, lake_dir: Path, name: str) -> dict[st
         else round(time.time() - progress.last_sync_at, 1),
         "lag_seconds": progress.lag_seconds,
         "last_error": scrub(progress.last_error, secret_values(config)),
+        "warnings": state.warnings(name),
         "tables": tables,
     }
     if config.kind == "files":

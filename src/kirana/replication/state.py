@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS files (
     done_at REAL
 );
 CREATE INDEX IF NOT EXISTS files_by_name ON files (source, name, sha256);
+CREATE TABLE IF NOT EXISTS warnings (
+    source TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (source, subject)
+);
 """
 
 
@@ -125,6 +133,7 @@ class ReplicationState:
                 raise SourceNotFound(f"no replication source named {name!r}")
             conn.execute("DELETE FROM progress WHERE name = ?", (name,))
             conn.execute("DELETE FROM files WHERE source = ?", (name,))
+            conn.execute("DELETE FROM warnings WHERE source = ?", (name,))
 
     def get(self, name: str) -> AnyConfig:
         row = self._conn().execute("SELECT config FROM sources WHERE name = ?", (name,)).fetchone()
@@ -185,6 +194,7 @@ class ReplicationState:
                 " WHERE name = ?",
                 (name,),
             )
+            conn.execute("DELETE FROM warnings WHERE source = ?", (name,))  # a fresh copy
 
     def mark_caught_up(self, name: str) -> None:
         """The replicator has read everything the source had: lag is zero now."""
@@ -198,6 +208,28 @@ class ReplicationState:
     def record_error(self, name: str, error: str) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE progress SET last_error = ? WHERE name = ?", (error, name))
+
+    def record_warning(self, name: str, subject: str, message: str, count: int = 1) -> None:
+        """Something kept but not faithfully (e.g. an unavailable value): shown by status."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO warnings VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, subject)"
+                " DO UPDATE SET message = excluded.message, count = count + excluded.count,"
+                " last_at = excluded.last_at",
+                (name, subject, message, count, time.time()),
+            )
+
+    def warnings(self, name: str) -> list[dict[str, Any]]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT subject, message, count, last_at FROM warnings WHERE source = ?"
+                " ORDER BY last_at DESC",
+                (name,),
+            )
+            .fetchall()
+        )
+        return [dict(zip(("subject", "message", "count", "last_at"), r, strict=True)) for r in rows]
 
     # -- processed files ------------------------------------------------------
 

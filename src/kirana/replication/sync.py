@@ -29,6 +29,7 @@ from kirana.replication.lake import ReplicatedTable
 from kirana.replication.protocol import ReplicationSource
 from kirana.replication.specs import secret_values
 from kirana.replication.state import AnyConfig, ReplicationState
+from kirana.replication.unchanged import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,20 @@ def open_source(config: AnyConfig, state: ReplicationState) -> ReplicationSource
     from kirana.replication.files import FileDropSource
 
     return FileDropSource(config, state)
+
+
+def unavailable_message(table: str, column: str, config: AnyConfig) -> str:
+    """Why a value is a placeholder, and what fixes it (see replication/unchanged.py)."""
+    source_table = next(
+        (t.name for t in getattr(config, "tables", []) if t.lake_name("public") == table), table
+    )
+    return (
+        f"table {table!r} column {column!r}: an update did not resend this unchanged large"
+        f" (TOASTed) value and no earlier copy of the row was known, so the lake holds"
+        f" {UNAVAILABLE!r} (null for non-text types); run ALTER TABLE {source_table}"
+        " REPLICA IDENTITY FULL so updates carry every value, and"
+        f" `kirana sources sync {config.name} --resnapshot` to repair"
+    )
 
 
 class Replicator:
@@ -176,7 +191,7 @@ class Replicator:
             if rows is None:
                 rows = pa.table({OP: pa.array([], pa.string()), SEQ: pa.array([], pa.int64())})
             try:
-                sinks[table].apply(rows, changes.position, changes.truncated.get(table))
+                done = sinks[table].apply(rows, changes.position, changes.truncated.get(table))
             except ValueError as exc:
                 reject = getattr(source, "reject_applied", None)
                 if reject is None:
@@ -184,6 +199,13 @@ class Replicator:
                 reject(changes, str(exc))  # a bad file: set aside, go on with the next
                 return
             report.tables[table] = report.tables.get(table, 0) + rows.num_rows
+            for column, count in done.get("unavailable", {}).items():
+                self.state.record_warning(
+                    source.name,
+                    f"unavailable:{table}.{column}",
+                    unavailable_message(table, column, self.config),
+                    count,
+                )
         source.confirm(changes)
         lag = None if changes.source_time is None else max(0.0, time.time() - changes.source_time)
         self.state.save_checkpoint(
