@@ -187,12 +187,19 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _navigate(page, click) -> None:
+    """Click something that loads a new page and wait until that page has loaded (acting
+    on it earlier would cut its scripts off: a failed request)."""
+    with page.expect_navigation(wait_until="load"):
+        click()
+
+
 def _sign_in(page, url: str, token: str) -> None:
     page.goto(f"{url}/console")
     assert "/console/login" in page.url
     page.get_by_label("Access token").fill(token)
-    page.get_by_label("Access token").press("Enter")  # forms work from the keyboard
-    page.wait_for_url(f"{url}/console")
+    _navigate(page, lambda: page.get_by_label("Access token").press("Enter"))  # keyboard
+    assert page.url == f"{url}/console"
 
 
 def test_admin_journeys(served: Served, browser) -> None:
@@ -207,9 +214,9 @@ def test_admin_journeys(served: Served, browser) -> None:
     _shot(page, "01-overview")
 
     # find a profile by e-mail and open its timeline
-    page.get_by_role("link", name="Profiles").click()
+    _navigate(page, lambda: page.get_by_role("link", name="Profiles").click())
     page.get_by_label("Identifier").fill(EMAIL)
-    page.get_by_role("button", name="Find").click()
+    _navigate(page, lambda: page.get_by_role("button", name="Find").click())
     page.wait_for_selector("#timeline")
     assert page.locator("h1").inner_text().startswith(USER_ID)
     assert page.locator("table").last.locator("tbody tr").count() > 10
@@ -223,13 +230,19 @@ def test_admin_journeys(served: Served, browser) -> None:
         "description": "ordered at least once",
         "conditions": {"event": "Order Completed", "at_least": 1, "within_days": 3650},
     }
-    page.get_by_label("Definition (JSON)").fill(json.dumps(definition, indent=2))
+    with page.expect_response(
+        lambda r: (
+            r.url.endswith("/console/audiences/estimate")
+            and '"buyers"' in (r.request.post_data or "")
+        )
+    ):  # the live estimate of what was typed (not of the example first shown)
+        page.get_by_label("Definition (JSON)").fill(json.dumps(definition, indent=2))
     estimate = page.locator("#estimate.ok")
     estimate.wait_for()
     assert re.fullmatch(r"\d+ of \d+ profiles", estimate.inner_text())
     assert page.locator("#preview li a").count() > 0
     _shot(page, "03-audience-builder")
-    page.get_by_role("button", name="Save audience").click()
+    _navigate(page, lambda: page.get_by_role("button", name="Save audience").click())
     page.wait_for_url(re.compile(r".*/console/audiences/buyers\?done=audience_saved.*"))
     assert "Audience buyers saved." in page.content()
     _shot(page, "04-audience")
@@ -248,11 +261,11 @@ def test_admin_journeys(served: Served, browser) -> None:
     page.get_by_label("Definition (JSON; fields in docs/experiments.md)").fill(
         json.dumps(experiment)
     )
-    page.get_by_role("button", name="Create draft").click()
-    page.get_by_role("button", name="Start").click()
+    _navigate(page, lambda: page.get_by_role("button", name="Create draft").click())
+    _navigate(page, lambda: page.get_by_role("button", name="Start").click())
     page.wait_for_url(re.compile(r".*done=experiment_started.*"))
     _send_exposures_and_conversions(served)
-    page.get_by_role("button", name="Analyse now").click()
+    _navigate(page, lambda: page.get_by_role("button", name="Analyse now").click())
     page.wait_for_url(re.compile(r".*done=refreshed.*"))
     assert "sample ratio: p=" in page.content()
     page.wait_for_selector("#chart-lift .main-svg")
@@ -268,7 +281,7 @@ def test_admin_journeys(served: Served, browser) -> None:
     assert before > 0
     page.locator("input[name=record_id]").first.check()
     _shot(page, "08-destination")
-    page.get_by_role("button", name=re.compile("Replay")).click()
+    _navigate(page, lambda: page.get_by_role("button", name=re.compile("Replay")).click())
     page.wait_for_url(re.compile(r".*done=replayed&name=1.*"))
     wait_for(lambda: served.receiver.accepted, "the replayed record to arrive")
     assert page.locator("input[name=record_id]").count() == before - 1
@@ -294,7 +307,7 @@ def test_admin_journeys(served: Served, browser) -> None:
     with httpx.Client(base_url=served.url, auth=(served.write_key, "")) as tracking:
         tracking.post("/v1/track", json={"userId": "live-1", "event": "Live Check"})
     page.wait_for_selector("#live-events tbody tr >> text=Live Check", timeout=30_000)
-    page.get_by_role("button", name="Sign out").click()
+    _navigate(page, lambda: page.get_by_role("button", name="Sign out").click())
     page.wait_for_url(re.compile(r".*/console/login.*"))
     context.close()
     assert watch.problems == []
