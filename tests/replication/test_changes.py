@@ -165,7 +165,7 @@ def test_text_values_become_typed_arrow():
     ]
     assert from_text(["t", "f", None], pa.bool_()).to_pylist() == [True, False, None]
     assert from_text(["\\x00ff"], pa.binary()).to_pylist() == [b"\x00\xff"]
-    with pytest.raises(ValueError, match="cannot read PostgreSQL text"):
+    with pytest.raises(ValueError, match="cannot be represented as int32"):
         from_text(["twelve"], pa.int32())
 
 

@@ -67,6 +67,7 @@ class PostgresSource:
         self._streaming = False
         self._relations: dict[int, pgoutput.Relation] = {}
         self._pending_feedback: int | None = None
+        self._domains: dict[int, tuple[int, int] | None] = {}
         self._specs = self._describe_tables()
         self._ensure_publication()
 
@@ -201,8 +202,10 @@ class PostgresSource:
             " ORDER BY a.attnum",
             (f"{quote(schema)}.{quote(name)}",),
         )
-        columns = [(n, arrow_type(oid, mod)) for n, oid, mod in cur.fetchall()]
-        select_list = ", ".join(f"{quote(n)}::text" for n, _ in columns)
+        columns = [(n, self._arrow_type(oid, mod)) for n, oid, mod in cur.fetchall()]
+        # As they are, not ::text: COPY and pgoutput then both print each value with the
+        # type's output function (``::text`` would strip char(n) padding, for one).
+        select_list = ", ".join(quote(n) for n, _ in columns)
         spool = tempfile.TemporaryFile(prefix=f"kirana-snapshot-{self.name}-")  # noqa: SIM115
         cur.copy_expert(
             f"COPY (SELECT {select_list} FROM {quote(schema)}.{quote(name)}) TO STDOUT"
@@ -230,7 +233,10 @@ class PostgresSource:
                     ),
                 )
                 for batch in reader:
-                    arrays = [from_text(batch.column(i), t) for i, (_, t) in enumerate(columns)]
+                    arrays = [
+                        from_text(batch.column(i), t, f"{schema}.{name}.{column}")
+                        for i, (column, t) in enumerate(columns)
+                    ]
                     arrays.append(pa.array([position] * batch.num_rows, pa.int64()))
                     yield pa.RecordBatch.from_arrays(arrays, schema=schema_out)
             finally:
@@ -342,15 +348,31 @@ class PostgresSource:
         types = {}
         for relation in self._relations.values():
             if self._lake_name(relation) == table:
-                types = {c.name: arrow_type(c.type_oid, c.type_modifier) for c in relation.columns}
+                types = {
+                    c.name: self._arrow_type(c.type_oid, c.type_modifier) for c in relation.columns
+                }
 
         def convert(name: str, values: list) -> pa.Array:
             target = types.get(name)
             if target is None:
                 return pa.array(values)
-            return from_text(values, target)
+            return from_text(values, target, f"{table}.{name}")
 
         return convert
+
+    def _arrow_type(self, type_oid: int, type_modifier: int) -> pa.DataType:
+        """The lake type of a column; a domain is stored as its base type."""
+        if type_oid not in self._domains:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT typbasetype, typtypmod FROM pg_type WHERE oid = %s AND typtype = 'd'",
+                    (type_oid,),
+                )
+                self._domains[type_oid] = cur.fetchone()
+        base = self._domains[type_oid]
+        if base is None:
+            return arrow_type(type_oid, type_modifier)
+        return self._arrow_type(base[0], base[1] if type_modifier == -1 else type_modifier)
 
     def _advance_idle(self, cur) -> None:
         """Nothing of ours is in flight: let the slot move past other tables' WAL."""
