@@ -291,6 +291,9 @@ def _exercise(k: RunningKirana, data_dir: Path, cases: list[Spelling], out: Show
                     case.source["dsn"],
                     "--table",
                     "orders",
+                    # saved unchecked: the job's failure must show in status (the check's
+                    # refusal is tests/cli/test_sources_postgres_cli.py)
+                    *(["--no-check"] if command == "add-postgres" else []),
                 )
                 put("cli: kirana sources add-*", case, text, cli_name)
         # one event for every destination: each tries, fails and stores its error

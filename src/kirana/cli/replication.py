@@ -80,10 +80,74 @@ def add_postgres(
     dsn: Annotated[str, typer.Option(help="libpq DSN or URL of a user with REPLICATION.")],
     table: TableOpt,
     key: KeyOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="Connect first: refuse a DSN that does not connect, a server whose wal_level "
+            "is not logical, a user without REPLICATION (--no-check: save it as given)."
+        ),
+    ] = True,
     data_dir: DataDir = None,
 ) -> None:
     """Replicate PostgreSQL tables: a snapshot, then logical replication (pgoutput)."""
-    _add(data_dir, {"kind": "postgres", "name": name, "dsn": dsn, "tables": _tables(table, key)})
+    tables = _tables(table, key)
+    if check:
+        _check_postgres(dsn)
+    _add(data_dir, {"kind": "postgres", "name": name, "dsn": dsn, "tables": tables})
+
+
+def _check_postgres(dsn: str) -> None:
+    """Refuse, before anything is saved, a source that could never replicate: otherwise the
+    mistake surfaces later as a sync that fails every few seconds."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    from kirana.redaction import scrub, secrets_in
+
+    secrets = secrets_in(dsn)
+
+    def why(exc: Exception) -> str:
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, not libpq's
+        return scrub(text, secrets) or type(exc).__name__
+
+    try:
+        parse_dsn(dsn)
+    except psycopg2.Error as exc:
+        raise fail(
+            f"--dsn is not a libpq connection string or URL ({why(exc)}); e.g. "
+            "'host=db port=5432 user=repl dbname=shop' or postgresql://repl@db:5432/shop"
+        ) from None
+    try:
+        conn = psycopg2.connect(dsn, connect_timeout=10)
+    except psycopg2.Error as exc:
+        raise fail(
+            f"cannot connect with --dsn: {why(exc)}; check host, port, user, password and "
+            "dbname (or save it unchecked with --no-check)"
+        ) from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW wal_level")
+            (wal_level,) = cur.fetchone()
+            cur.execute(
+                "SELECT current_user, rolreplication OR rolsuper FROM pg_roles "
+                "WHERE rolname = current_user"
+            )
+            user, can_replicate = cur.fetchone()
+    except psycopg2.Error as exc:
+        raise fail(f"cannot read the server's settings: {why(exc)}") from None
+    finally:
+        conn.close()
+    if wal_level != "logical":
+        raise fail(
+            f"the server's wal_level is {wal_level!r}; logical replication needs 'logical': "
+            "run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL "
+            "(docs/replication.md)"
+        )
+    if not can_replicate:
+        raise fail(
+            f"user {user!r} may not replicate; run ALTER ROLE {user} REPLICATION; "
+            "or use a user that may"
+        )
 
 
 @sources_app.command("add-mysql")
