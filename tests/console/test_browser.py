@@ -188,14 +188,14 @@ def _shot(page, name: str) -> None:
 
 
 def _navigate(page, click) -> None:
-    """Click something that loads a new page and wait until that page has loaded (acting
-    on it earlier would cut its scripts off: a failed request)."""
-    with page.expect_navigation(wait_until="load"):
+    """Click something that loads a new page and wait until it has loaded everything, the
+    icon included (acting earlier would cut a request off: a failed request)."""
+    with page.expect_navigation(wait_until="networkidle"):
         click()
 
 
 def _sign_in(page, url: str, token: str) -> None:
-    page.goto(f"{url}/console")
+    page.goto(f"{url}/console", wait_until="networkidle")
     assert "/console/login" in page.url
     page.get_by_label("Access token").fill(token)
     _navigate(page, lambda: page.get_by_label("Access token").press("Enter"))  # keyboard
@@ -224,7 +224,7 @@ def test_admin_journeys(served: Served, browser) -> None:
     _shot(page, "02-profile")
 
     # build an audience, see its size, save it
-    page.goto(f"{served.url}/console/audiences/new")
+    page.goto(f"{served.url}/console/audiences/new", wait_until="networkidle")
     definition = {
         "name": "buyers",
         "description": "ordered at least once",
@@ -246,11 +246,11 @@ def test_admin_journeys(served: Served, browser) -> None:
     page.wait_for_url(re.compile(r".*/console/audiences/buyers\?done=audience_saved.*"))
     assert "Audience buyers saved." in page.content()
     _shot(page, "04-audience")
-    page.goto(f"{served.url}/console/audiences")
+    page.goto(f"{served.url}/console/audiences", wait_until="networkidle")
     _shot(page, "05-audiences")
 
     # create and start an experiment, send exposures and conversions, read the report
-    page.goto(f"{served.url}/console/experiments")
+    page.goto(f"{served.url}/console/experiments", wait_until="networkidle")
     experiment = {
         "key": "checkout",
         "name": "Checkout redesign",
@@ -271,11 +271,11 @@ def test_admin_journeys(served: Served, browser) -> None:
     page.wait_for_selector("#chart-lift .main-svg")
     page.wait_for_selector("#chart-cumulative-purchase .main-svg")
     _shot(page, "06-experiment-report")
-    page.goto(f"{served.url}/console/experiments")
+    page.goto(f"{served.url}/console/experiments", wait_until="networkidle")
     _shot(page, "07-experiments")
 
     # replay a dead letter
-    page.goto(f"{served.url}/console/destinations/crm")
+    page.goto(f"{served.url}/console/destinations/crm", wait_until="networkidle")
     served.refuse[0] = False
     before = page.locator("input[name=record_id]").count()
     assert before > 0
@@ -285,7 +285,7 @@ def test_admin_journeys(served: Served, browser) -> None:
     page.wait_for_url(re.compile(r".*done=replayed&name=1.*"))
     wait_for(lambda: served.receiver.accepted, "the replayed record to arrive")
     assert page.locator("input[name=record_id]").count() == before - 1
-    page.goto(f"{served.url}/console/destinations")
+    page.goto(f"{served.url}/console/destinations", wait_until="networkidle")
     _shot(page, "09-destinations")
 
     # the remaining pages, each drawn without errors
@@ -298,11 +298,11 @@ def test_admin_journeys(served: Served, browser) -> None:
         ("/docs", "13-api-docs"),
         ("/redoc", "14-redoc"),
     ]:
-        page.goto(served.url + path)
+        page.goto(served.url + path, wait_until="networkidle")
         _shot(page, name)
-    page.goto(f"{served.url}/docs")
+    page.goto(f"{served.url}/docs", wait_until="networkidle")
     page.wait_for_selector(".swagger-ui .info .title")
-    page.goto(f"{served.url}/console/sources/web/debugger")
+    page.goto(f"{served.url}/console/sources/web/debugger", wait_until="networkidle")
     assert page.locator("#live-events tbody tr.quarantined").count() >= 1
     with httpx.Client(base_url=served.url, auth=(served.write_key, "")) as tracking:
         tracking.post("/v1/track", json={"userId": "live-1", "event": "Live Check"})
@@ -314,7 +314,7 @@ def test_admin_journeys(served: Served, browser) -> None:
 
 
 def _shot_login(page, url: str) -> None:
-    page.goto(f"{url}/console/login")
+    page.goto(f"{url}/console/login", wait_until="networkidle")
     _shot(page, "00-login")
 
 
@@ -357,17 +357,19 @@ def test_a_viewer_sees_everything_and_is_refused_every_change(served: Served, br
         "/console/content",
     ]
     for path in pages:
-        page.goto(served.url + path)
+        page.goto(served.url + path, wait_until="networkidle")
         page.wait_for_load_state("networkidle")  # the builder's estimate must not be cut off
         forms = page.locator("form[method=post]")
         actions = [forms.nth(i).get_attribute("action") for i in range(forms.count())]
         assert actions == ["/console/logout"], (path, actions)
         assert (
-            page.get_by_role("button", name=re.compile("Save|Create|Erase|Start|Replay")).count()
+            page.get_by_role(
+                "button", name=re.compile("Save|Create|Erase|Start|Stop|Replay|Rotate|Disable|Roll")
+            ).count()
             == 0
         )
-    _shot(page, "15-viewer-destination")
-    page.goto(f"{served.url}/console/audiences/new")
+    _shot(page, "15-viewer-content")
+    page.goto(f"{served.url}/console/audiences/new", wait_until="networkidle")
     page.locator("#estimate.ok").wait_for()  # viewers may estimate, as in the API
     _shot(page, "16-viewer-builder")
     # a change sent anyway, with the session's own CSRF token, is refused

@@ -214,6 +214,13 @@ def test_create_a_source_shows_its_key_once_and_rotation_shows_a_new_one(
     new_key = re.search(r'id="new-key">([^<]+)</p>', rotated.text).group(1)
     assert new_key != key
     assert kirana.platform.store.source_by_write_key(new_key).name == "website"
+    disabled = admin.post("/console/sources/website/disable", data={"csrf": csrf})
+    assert disabled.status_code == 303
+    with httpx.Client(base_url=kirana.url, auth=(new_key, "")) as tracking:
+        refused = tracking.post("/v1/track", json={"userId": "u", "event": "E"})
+        assert refused.status_code == 403
+        assert admin.post("/console/sources/website/enable", data={"csrf": csrf}).status_code == 303
+        assert tracking.post("/v1/track", json={"userId": "u", "event": "E"}).status_code == 200
     duplicate = admin.post("/console/sources", data={"csrf": csrf, "name": "website"})
     assert duplicate.status_code == 409 and "already_exists" in duplicate.text
     audit = [
@@ -224,6 +231,8 @@ def test_create_a_source_shows_its_key_once_and_rotation_shows_a_new_one(
     assert [(e.action, e.actor_name, e.status) for e in reversed(audit)] == [
         ("POST /console/sources", "admin", 200),
         ("POST /console/sources/{name}/rotate-key", "admin", 200),
+        ("POST /console/sources/{name}/disable", "admin", 303),
+        ("POST /console/sources/{name}/enable", "admin", 303),
         ("POST /console/sources", "admin", 409),
     ]
     assert not any(key in str(e.summary) or new_key in str(e.summary) for e in audit)

@@ -13,6 +13,8 @@ from fastapi.responses import RedirectResponse
 
 NOTICES = {
     "source_created": "Source {name} created.",
+    "source_disabled": "Source {name} disabled: its events are refused (403) until enabled.",
+    "source_enabled": "Source {name} enabled: its events are accepted again.",
     "audience_saved": "Audience {name} saved.",
     "trait_saved": "Computed trait {name} saved.",
     "experiment_created": "Experiment {name} created as a draft.",

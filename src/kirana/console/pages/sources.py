@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kirana.api.deps import PlatformDep
 from kirana.console import debugger, flow
@@ -102,6 +102,27 @@ def rotate_key(
     except NotFound as exc:
         raise HTTPException(404, detail={"code": "not_found", "message": str(exc)}) from exc
     return _detail(request, platform, user, source, new_key=key)
+
+
+@router.post("/console/sources/{name}/disable")
+def disable_source(name: str, platform: PlatformDep, user: AdminDep) -> Response:
+    """Refuse the source's events (403 `source_disabled`, nothing stored) until enabled."""
+    return _set_enabled(platform, name, False)
+
+
+@router.post("/console/sources/{name}/enable")
+def enable_source(name: str, platform: PlatformDep, user: AdminDep) -> Response:
+    return _set_enabled(platform, name, True)
+
+
+def _set_enabled(platform: Platform, name: str, enabled: bool) -> Response:
+    try:
+        platform.store.set_source_enabled(name, enabled)
+    except NotFound as exc:
+        raise HTTPException(404, detail={"code": "not_found", "message": str(exc)}) from exc
+    return flow.back(
+        f"/console/sources/{name}", "source_enabled" if enabled else "source_disabled", name
+    )
 
 
 @router.get("/console/sources/{name}/live")
