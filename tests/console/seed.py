@@ -17,6 +17,7 @@ from kirana.destinations import service as destination_service
 from kirana.destinations.extension import delivery_store
 from kirana.experiments.platform import experiments
 from kirana.runtime import Platform
+from kirana.syncs import service as sync_service
 from tests.destinations.receivers import WebhookReceiver
 
 USERS = 4  # demo users 1, 2, 3 and 7; user 1's e-mail is user1@example.com
@@ -55,6 +56,14 @@ def seed(platform: Platform, url: str, write_key: str) -> Seeded:
             "backoff_seconds": 0.05,
         },
     )
+    destination_service.create(
+        store,
+        {
+            "name": "drops",
+            "kind": "file",
+            "settings": {"directory": str(platform.settings.data_dir / "drops")},
+        },
+    )
     service = experiments(platform).service
     service.put_metric({"key": "purchase", "type": "binomial", "event": "Order Completed"})
     service.put_flag({"key": "new-checkout", "default": False, "rules": []})
@@ -70,6 +79,18 @@ def seed(platform: Platform, url: str, write_key: str) -> Seeded:
     assert platform.drain(timeout=60)
     install_content(platform.settings)  # the demo's placements and widgets
     run_models(platform.settings)  # every model job, embedded, on these few shoppers
+    sync_service.create(
+        store,
+        {
+            "name": "orders-to-files",
+            "source": {
+                "sql": "SELECT user_id, count(*) AS orders FROM events "
+                "WHERE event = 'Order Completed' GROUP BY user_id"
+            },
+            "key": "user_id",
+            "destination": "drops",
+        },
+    )
     wait_for(
         lambda: store.health("crm")["queue_depth"] == 0 and store.health("crm")["dead_letters"],
         "every order to be dead-lettered",

@@ -26,6 +26,7 @@ PAGES = [
     "/console/audiences/new",
     "/console/destinations",
     "/console/destinations/crm",
+    "/console/syncs/orders-to-files",
     "/console/experiments",
     "/console/models",
     "/console/content",
@@ -45,6 +46,7 @@ CHANGES = sorted(
 def _concrete(path: str) -> str:
     return (
         path.replace("{name}", "crm" if "destinations" in path else "test")
+        .replace("/syncs/test", "/syncs/orders-to-files")
         .replace("{key}", "checkout")
         .replace("{output}", "buy_again")
     )
@@ -450,3 +452,19 @@ def test_the_evaluation_sits_next_to_its_baseline() -> None:
 def test_content_lists_the_demo_placements(admin: httpx.Client) -> None:
     page = admin.get("/console/content").text
     assert "home_feed" in page and "product_page" in page
+
+
+def test_run_a_sync_and_read_its_diff(admin: httpx.Client) -> None:
+    listing = admin.get("/console/destinations").text
+    assert 'href="/console/syncs/orders-to-files"' in listing and "not run yet" in listing
+    ran = admin.post("/console/syncs/orders-to-files/run", data={"csrf": csrf_of(admin)})
+    assert ran.status_code == 303
+    page = admin.get(ran.headers["location"]).text
+    assert "Sync orders-to-files ran" in page
+    first = re.search(
+        r'badge succeeded">succeeded</span></td><td class="num">(\d+)</td><td class="num">(\d+)',
+        page,
+    )
+    assert first and first.group(1) == first.group(2) != "0"  # every row read was added
+    missing = admin.post("/console/syncs/nope/run", data={"csrf": csrf_of(admin)})
+    assert missing.status_code == 404

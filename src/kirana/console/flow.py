@@ -24,6 +24,7 @@ NOTICES = {
     "metric_saved": "Metric {name} saved.",
     "replayed": "{name} dead letters queued again.",
     "destination_saved": "Destination {name} saved.",
+    "sync_ran": "Sync {name} ran: its changes are queued for the destination.",
     "erased": "{name} erased everywhere Kirana writes; future events are suppressed.",
     "signed_out": "Signed out.",
     "refreshed": "Report of {name} analysed again.",

@@ -15,6 +15,7 @@ from kirana.console.pages import (
     profiles,
     session,
     sources,
+    syncs,
 )
 
 PARTS = (
@@ -25,6 +26,7 @@ PARTS = (
     sources,
     audiences,
     destinations,
+    syncs,
     experiments,
     models,
     content,

@@ -18,6 +18,7 @@ from kirana.destinations.config import ConfigError, redacted
 from kirana.destinations.extension import delivery_store
 from kirana.destinations.router import CONSUMER_NAME
 from kirana.runtime import Platform
+from kirana.syncs import service as sync_service
 
 router = APIRouter()
 _KNOWN = (service.NotFound, service.AlreadyExists, ConfigError)
@@ -52,6 +53,7 @@ def _list(
         status,
         title="Destinations",
         destinations=service.status(store),
+        syncs=sync_service.listing(store),
         router_lag=max(0, platform.log.end_offset - position),
         notice=flow.notice(request),
         **extra,
