@@ -214,3 +214,17 @@ def test_json_example_parses_and_requests_are_accepted(
             assert answer.status_code < 400, (
                 f"{block.id}: {method} {path} answered {answer.status_code}: {answer.text}"
             )
+
+
+def test_the_demo_experiment_reports_a_result_on_first_run(documented: DocumentedKirana) -> None:
+    """Issue 20, item 3: `kirana experiments report home-ranking` right after the demo shows
+    users in both variations and a lift per metric, not "no exposures yet"."""
+    report = json.loads(
+        _cli(documented.data_dir, "experiments", "report", "home-ranking", "--format", "json")
+    )
+    users = {v["key"]: v["users"] for v in report["variations"]}
+    assert set(users) == {"bandit", "popular"} and all(users.values()), users
+    assert sum(users.values()) == int(DEMO_USERS)
+    for metric in report["metrics"]:
+        [treatment] = metric["result"]["variations"][1:]
+        assert "relative" in treatment, f"{metric['key']} has no result"

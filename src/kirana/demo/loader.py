@@ -21,6 +21,7 @@ import msgspec
 BATCH_SIZE = 100
 DEMO_SOURCE = "demo"
 DEMO_LOADED = "demo.loaded"
+DEMO_EXPERIMENT_TRAFFIC = "demo.experiment_traffic"
 
 
 @dataclass
@@ -169,7 +170,47 @@ def load_demo_once(
     if should_stop():
         return
     complete_demo(platform)
+    if not should_stop():
+        print(_experiment_traffic_once(platform, url, write_key, users))
     print(next_steps(platform.settings, write_key))
+
+
+def _experiment_traffic_once(platform: Any, url: str, write_key: str, users: int | None) -> str:
+    """Expose the demo users to the demo experiment and send their simulated orders, once
+    per data dir (``kirana.demo.experiment_traffic``); failures are reported, not raised."""
+    from kirana.demo.experiment_traffic import CONVERSION, simulate_experiment_traffic
+    from kirana.demo.instacart import load_histories
+    from kirana.demo.showcase import EXPERIMENT_KEY
+
+    if platform.store.get_setting(DEMO_EXPERIMENT_TRAFFIC):
+        return f"experiment traffic: already sent for {EXPERIMENT_KEY}"
+    histories = load_histories()[: users or None]
+    try:
+        with httpx.Client(base_url=url, auth=(write_key, ""), timeout=30) as client:
+
+            def personalise(user_id: str) -> dict[str, Any]:
+                params = {"placement": "home_feed", "userId": user_id}
+                answer = client.get("/v1/personalize", params=params)
+                answer.raise_for_status()
+                return answer.json()
+
+            exposed, orders = simulate_experiment_traffic(
+                ((str(h.user_id), h) for h in histories), personalise, EXPERIMENT_KEY
+            )
+        if not exposed:
+            return f"experiment traffic FAILED: nobody was assigned to {EXPERIMENT_KEY}"
+        post_batches(url, write_key, orders)
+        platform.drain(timeout=600)
+    except (httpx.HTTPError, RuntimeError) as exc:
+        return f"experiment traffic FAILED: {type(exc).__name__}: {exc}"
+    platform.store.set_setting(DEMO_EXPERIMENT_TRAFFIC, str(sum(exposed.values())))
+    rates = ", ".join(f"{v} {p:.0%}" for v, p in CONVERSION.items())
+    per_variation = ", ".join(f"{v} {n}" for v, n in sorted(exposed.items()))
+    return (
+        f"experiment traffic (simulated): {sum(exposed.values())} users opened the home feed "
+        f"({per_variation}) and {len(orders)} ordered again, at rates built into the demo "
+        f"({rates}); see `kirana experiments report {EXPERIMENT_KEY}`"
+    )
 
 
 def _demo_write_key(store: Any) -> str:
