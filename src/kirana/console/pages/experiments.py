@@ -155,9 +155,13 @@ async def experiment_page(
         raise HTTPException(404, detail=error)
     report = None
     if record.started_at is not None:
-        report, error = await run_in_threadpool(
-            lambda: _error(lambda: _report(platform, key, False))
-        )
+        # the stored report as it is (its time is on the page; the scheduled job and
+        # "Analyse now" refresh it): a page must not wait minutes for an analysis
+        report = exp.store.latest_report(key)
+        if report is None:
+            report, error = await run_in_threadpool(
+                lambda: _error(lambda: _report(platform, key, False))
+            )
     figures = {}
     if report and report["summary"]:
         figures["lift"] = charts.lift_intervals(report["summary"])
