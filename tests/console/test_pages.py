@@ -135,10 +135,25 @@ def test_a_wrong_token_or_a_write_key_does_not_sign_in(
             assert "not a current access token" in answer.text
 
 
-def test_signing_out_ends_the_session(admin: httpx.Client) -> None:
-    answer = admin.post("/console/logout", data={"csrf": csrf_of(admin)})
-    assert answer.status_code == 303
-    assert admin.get("/console").status_code == 303
+def test_signing_out_ends_the_session_even_a_copied_cookie(
+    seeded: tuple[RunningKirana, Seeded],
+) -> None:
+    kirana, _ = seeded
+    _, secret = kirana.platform.store.create_token("leaving", "viewer")
+    browser, other = sign_in(kirana.url, secret), sign_in(kirana.url, secret)
+    copied = httpx.Client(base_url=kirana.url, cookies=dict(browser.cookies))
+    try:
+        assert copied.get("/console").status_code == 200
+        answer = browser.post("/console/logout", data={"csrf": csrf_of(browser)})
+        assert answer.status_code == 303
+        for client in (browser, copied, other):
+            assert client.get("/console").status_code == 303
+        again = sign_in(kirana.url, secret)  # a new sign-in works
+        assert again.get("/console").status_code == 200
+        again.close()
+    finally:
+        for client in (browser, other, copied):
+            client.close()
 
 
 def test_a_revoked_token_ends_its_console_session(

@@ -68,11 +68,25 @@ def _to_login(request: Request) -> HTTPException:
     )
 
 
+def _signed_out_key(token_id: str) -> str:
+    return f"console.signed_out.{token_id}"
+
+
+def sign_out(platform: Platform, token_id: str) -> None:
+    """End every console session of this token issued until now (all its browsers)."""
+    platform.store.set_setting(_signed_out_key(token_id), repr(time.time()))
+
+
+def _signed_out_after(platform: Platform, session: sessions.Session) -> bool:
+    stamp = platform.store.get_setting(_signed_out_key(session.token_id))
+    return stamp is not None and session.issued_at <= float(stamp)
+
+
 def current_user(request: Request, platform: PlatformDep) -> User:
     """The signed-in user, or a redirect to the login page."""
     session = sessions.decode(request.cookies.get(COOKIE), secret(platform), time.time())
     token = active_token(platform, session.token_id) if session else None
-    if session is None or token is None:
+    if session is None or token is None or _signed_out_after(platform, session):
         raise _to_login(request)
     return User(token, session)
 

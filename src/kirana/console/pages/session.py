@@ -70,7 +70,9 @@ def login(
 
 
 @router.post("/console/logout")
-def logout(user: auth.CheckedDep) -> RedirectResponse:
+def logout(platform: PlatformDep, user: auth.CheckedDep) -> RedirectResponse:
+    """Sign out: this token's sessions end everywhere, a copied cookie included."""
+    auth.sign_out(platform, user.token.id)
     response = flow.back("/console/login", "signed_out")
     response.delete_cookie(auth.COOKIE, path="/console", httponly=True, samesite="strict")
     return response
