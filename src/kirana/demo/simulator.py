@@ -240,7 +240,7 @@ class _UserSim:
         cart_id, lines = self._uuid("cart", order.order_number), []
         for pid, bought_here in steps:
             path = f"/products/{pid}"
-            self.page_ctx = {"path": path, "url": _SITE + path, "title": f"Product {pid}"}
+            self.page_ctx = {"path": path, "url": _SITE + path, "title": product(pid).name}
             self.track("Product Viewed", _product_props(pid), gap=(5, 60))
             if bought_here:
                 qty = rng.choice((1, 1, 1, 1, 2, 2, 3))
