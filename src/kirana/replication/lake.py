@@ -131,15 +131,20 @@ class ReplicatedTable:
         if table is None:
             table = self._create(rows.schema)
         counted = _CountingReader(rows)
-        write_deltalake(
-            self.path,
-            counted.reader(),
-            mode="overwrite",
-            schema_mode="merge",
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(self.app_id, position)]
-            ),
-        )
+        try:
+            write_deltalake(
+                self.path,
+                counted.reader(),
+                mode="overwrite",
+                schema_mode="merge",
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(self.app_id, position)]
+                ),
+            )
+        except Exception as exc:
+            if counted.error is not None:  # the source's own error, not delta-rs's wrapping
+                raise counted.error from exc
+            raise
         return counted.rows
 
     def apply(self, changes: pa.Table, position: int, truncated_at: int | None = None) -> dict:
@@ -297,11 +302,16 @@ class _CountingReader:
     def __init__(self, reader: pa.RecordBatchReader) -> None:
         self._reader = reader
         self.rows = 0
+        self.error: Exception | None = None
 
     def reader(self) -> pa.RecordBatchReader:
         def batches():
-            for batch in self._reader:
-                self.rows += batch.num_rows
-                yield batch
+            try:
+                for batch in self._reader:
+                    self.rows += batch.num_rows
+                    yield batch
+            except Exception as exc:
+                self.error = exc
+                raise
 
         return pa.RecordBatchReader.from_batches(self._reader.schema, batches())

@@ -15,18 +15,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
 from kirana.replication.changes import DELETE, SEQ, UPSERT, ChangeSet, TableBuffer, TableSpec
+from kirana.replication.mysqltypes import MySQLColumn, empty_set, lake_value, zero_date
 from kirana.replication.protocol import Snapshot
 from kirana.replication.specs import MySQLConfig
 from kirana.replication.state import ReplicationState
@@ -45,52 +43,6 @@ def encode_position(log_file: str, offset: int) -> int:
     return (int(log_file.rsplit(".", 1)[1]) << 32) | offset
 
 
-def arrow_type(data_type: str, column_type: str, precision: int | None, scale: int | None):
-    """The Arrow type for a column of ``information_schema.columns``."""
-    unsigned = "unsigned" in column_type
-    if data_type in ("tinyint", "smallint", "mediumint", "year"):
-        return pa.int32()
-    if data_type == "int":
-        return pa.int64() if unsigned else pa.int32()
-    if data_type == "bigint":
-        return pa.decimal128(20, 0) if unsigned else pa.int64()
-    if data_type == "float":
-        return pa.float32()
-    if data_type == "double":
-        return pa.float64()
-    if data_type == "decimal" and precision and precision <= 38:
-        return pa.decimal128(precision, scale or 0)
-    if data_type == "date":
-        return pa.date32()
-    if data_type in ("datetime", "timestamp"):
-        return pa.timestamp("us")
-    if data_type in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"):
-        return pa.binary()
-    return pa.string()
-
-
-def plain_value(value: Any, target: pa.DataType | None) -> Any:
-    """A binlog or driver value in the form Arrow takes for ``target``."""
-    kind = type(value)
-    if value is None or kind is str or kind is float:
-        return value
-    if kind is int:
-        return Decimal(value) if target is not None and pa.types.is_decimal(target) else value
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=lambda v: v.decode() if isinstance(v, bytes) else str(v))
-    if isinstance(value, set | frozenset):
-        return ",".join(sorted(value))
-    if isinstance(value, timedelta):
-        return str(value)
-    if target is not None and pa.types.is_string(target) and isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if target is not None and pa.types.is_string(target) and not isinstance(value, str):
-        return str(value)
-    if target is not None and pa.types.is_decimal(target) and isinstance(value, int):
-        return Decimal(value)
-    return value
-
-
 class MySQLSource:
     """One database, several tables, one binlog reader."""
 
@@ -100,7 +52,7 @@ class MySQLSource:
         self.state = state
         self.database = config.database()
         self._conn = self._connect()
-        self._types: dict[str, dict[str, pa.DataType]] = {}
+        self._types: dict[str, dict[str, MySQLColumn]] = {}
         self._specs = self._describe_tables()
         checkpoint = state.progress(self.name).checkpoint
         self._file: str | None = checkpoint.get("file")
@@ -141,16 +93,17 @@ class MySQLSource:
             )
             return [r[0] for r in cur.fetchall()]
 
-    def _column_types(self, table: str) -> dict[str, pa.DataType]:
+    def _column_types(self, table: str) -> dict[str, MySQLColumn]:
         with self._conn.cursor() as cur:
             cur.execute(
-                "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale"
-                " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-                " ORDER BY ordinal_position",
+                "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale,"
+                " datetime_precision FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
                 (self.database, table),
             )
             return {
-                r[0]: arrow_type(r[1].lower(), r[2].lower(), r[3], r[4]) for r in cur.fetchall()
+                r[0]: MySQLColumn(r[0], r[1].lower(), r[2].lower(), r[3], r[4], r[5])
+                for r in cur.fetchall()
             }
 
     # -- ReplicationSource ---------------------------------------------------------
@@ -212,16 +165,21 @@ class MySQLSource:
             conn.close()
 
     def _copy_one(self, cur, spec: TableSpec, position: int) -> pa.RecordBatchReader:
-        types = self._types[spec.name]
-        names = list(types)
-        schema = pa.schema([pa.field(n, t) for n, t in types.items()] + [pa.field(SEQ, pa.int64())])
+        columns = self._types[spec.name]
+        names = list(columns)
+        schema = pa.schema(
+            [pa.field(n, c.lake_type) for n, c in columns.items()] + [pa.field(SEQ, pa.int64())]
+        )
         cur.execute(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM `{spec.name}`")
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 while rows := cur.fetchmany(SNAPSHOT_BATCH_ROWS):
                     arrays = [
-                        pa.array([plain_value(r[i], types[n]) for r in rows], types[n])
+                        pa.array(
+                            [lake_value(r[i], columns[n], f"{spec.name}.{n}") for r in rows],
+                            columns[n].lake_type,
+                        )
                         for i, n in enumerate(names)
                     ]
                     arrays.append(pa.array([position] * len(rows), pa.int64()))
@@ -359,14 +317,16 @@ class MySQLSource:
         key = self._specs[table].key
         for row in event.rows:
             if isinstance(event, UpdateRowsEvent):
-                old, new = row["before_values"], row["after_values"]
+                old = self._plain(table, row["before_values"], row.get("before_none_sources"))
+                new = self._plain(table, row["after_values"], row.get("after_none_sources"))
                 if any(old.get(k) != new.get(k) for k in key):
-                    pending.append((table, DELETE, self._plain(table, old)))
-                pending.append((table, UPSERT, self._plain(table, new)))
+                    pending.append((table, DELETE, old))
+                pending.append((table, UPSERT, new))
             elif isinstance(event, DeleteRowsEvent):
                 pending.append((table, DELETE, self._plain(table, row["values"])))
             else:
-                pending.append((table, UPSERT, self._plain(table, row["values"])))
+                values = self._plain(table, row["values"], row.get("none_sources"))
+                pending.append((table, UPSERT, values))
 
     def _drop_stream(self) -> None:
         if self._reader is not None:
@@ -375,17 +335,33 @@ class MySQLSource:
             finally:
                 self._reader = None
 
-    def _plain(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
-        types = self._types[table]
-        if any(name not in types for name in row):  # ALTER TABLE … ADD COLUMN
-            types.update(self._column_types(table))
-        return {name: plain_value(value, types.get(name)) for name, value in row.items()}
+    def _plain(
+        self, table: str, row: dict[str, Any], none_sources: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A binlog row as the lake holds it (the same values the snapshot gives)."""
+        columns = self._types[table]
+        if any(name not in columns for name in row):  # ALTER TABLE … ADD COLUMN
+            columns.update(self._column_types(table))
+        why = none_sources or {}
+        out = {}
+        for name, value in row.items():
+            column = columns.get(name)
+            if column is None:
+                out[name] = value
+            elif value is None and empty_set(column, why.get(name)):
+                out[name] = ""
+            else:
+                out[name] = lake_value(
+                    value, column, f"{table}.{name}", zero_date=zero_date(why.get(name))
+                )
+        return out
 
     def _converter(self, table: str):
-        types = self._types[table]
+        columns = self._types[table]
 
         def convert(name: str, values: list) -> pa.Array:
-            return pa.array(values, types.get(name))
+            column = columns.get(name)
+            return pa.array(values, None if column is None else column.lake_type)
 
         return convert
 

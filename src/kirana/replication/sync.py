@@ -163,11 +163,16 @@ class Replicator:
         self, source: ReplicationSource, sinks: dict[str, ReplicatedTable], report: SyncReport
     ) -> None:
         snapshot = source.snapshot()
-        for table, rows in snapshot.tables:
-            written = sinks[table].replace(rows, snapshot.position)
-            report.snapshot_rows += written
-            report.tables[table] = report.tables.get(table, 0) + written
-            log.info("replication %s: snapshot of %s: %d rows", source.name, table, written)
+        try:
+            for table, rows in snapshot.tables:
+                written = sinks[table].replace(rows, snapshot.position)
+                report.snapshot_rows += written
+                report.tables[table] = report.tables.get(table, 0) + written
+                log.info("replication %s: snapshot of %s: %d rows", source.name, table, written)
+        finally:  # a failed copy must not leave its snapshot transaction (and locks) open
+            close = getattr(snapshot.tables, "close", None)
+            if close is not None:
+                close()
         report.position = snapshot.position
         self.state.save_checkpoint(
             source.name,
