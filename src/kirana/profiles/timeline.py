@@ -41,6 +41,7 @@ class LakeTimeline:
         self._lock = threading.Lock()
         self._table: Any = None
         self._dataset: ds.Dataset | None = None
+        self._by_day: dict[date, list[ds.Fragment]] = {}
         self._version = -1
         self._checked = 0.0
 
@@ -59,6 +60,7 @@ class LakeTimeline:
                 self._table.update_incremental()
             if self._table.version() != self._version:
                 self._dataset = self._table.to_pyarrow_dataset()
+                self._by_day = _fragments_by_day(self._dataset)
                 self._version = self._table.version()
             self._checked = time.monotonic()
             return self._dataset
@@ -109,14 +111,29 @@ class LakeTimeline:
         else:
             newest_first = sorted(set(days), reverse=True)
             start, size = 0, 2
+            by_day = self._by_day
             while start < len(newest_first) and len(rows) < limit:
                 chunk = newest_first[start : start + size]
-                on_days = pc.field("event_date").isin(pa.array(chunk, pa.date32()))
-                rows += dataset.to_table(filter=on_days & who, columns=_READ).to_pylist()
+                # the days' files alone: cheaper than a partition filter over every file
+                files = [f for day in chunk for f in by_day.get(day, ())]
+                if files:
+                    subset = ds.FileSystemDataset(
+                        files, dataset.schema, dataset.format, dataset.filesystem
+                    )
+                    rows += subset.to_table(filter=who, columns=_READ).to_pylist()
                 start, size = start + size, size * 2
         rows.sort(key=lambda r: r["message_id"])
         rows.sort(key=lambda r: r["timestamp"], reverse=True)
         return [_public(row) for row in rows[:limit]]
+
+
+def _fragments_by_day(dataset: ds.Dataset) -> dict[date, list[ds.Fragment]]:
+    """The table's data files by the ``event_date`` partition they belong to."""
+    by_day: dict[date, list[ds.Fragment]] = {}
+    for fragment in dataset.get_fragments():
+        day = ds.get_partition_keys(fragment.partition_expression).get("event_date")
+        by_day.setdefault(day, []).append(fragment)
+    return by_day
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
