@@ -4,7 +4,8 @@ The shell and JSON examples of README.md and docs/*.md run against ONE Kirana, s
 for the module with demo data (``kirana serve --demo``). The test substitutes placeholders
 only: ``$WRITE_KEY``, ``$TOKEN`` and ``$USER_ID`` are environment variables of the shell,
 ``127.0.0.1:8000`` becomes the test server's address, the data dir comes from
-``KIRANA_DATA_DIR``, and the documented token id ``tok_0123456789abcdef`` becomes a real one.
+``KIRANA_DATA_DIR``, and the documented ids ``tok_0123456789abcdef`` and ``RUN_ID`` become
+real ones (a revocable token; the demo's buy_again run).
 
 Shell blocks run in bash with ``set -e``: every command must succeed. ``curl`` is wrapped to
 print the HTTP status after the body, so every request must answer below 400 unless the
@@ -69,6 +70,7 @@ class DocumentedKirana:
     token: str
     revocable_token_id: str
     user_id: str
+    run_id: str  # the demo's buy_again run, for RUN_ID (an earlier run once a block runs it)
 
     def shell_env(self) -> dict[str, str]:
         bin_dir = str(Path(sys.executable).parent)
@@ -85,8 +87,10 @@ class DocumentedKirana:
 
     def substitute(self, text: str) -> str:
         address = f"127.0.0.1:{self.server.port}"
-        return text.replace(DOCUMENTED_ADDRESS, address).replace(
-            DOCUMENTED_TOKEN_ID, self.revocable_token_id
+        return (
+            text.replace(DOCUMENTED_ADDRESS, address)
+            .replace(DOCUMENTED_TOKEN_ID, self.revocable_token_id)
+            .replace("RUN_ID", self.run_id)
         )
 
 
@@ -107,7 +111,10 @@ def documented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentedK
         user_id = _cli(
             data_dir, "sql", "SELECT min(user_id) FROM model_buy_again", "--format", "csv"
         ).splitlines()[-1]
-        yield DocumentedKirana(server, data_dir, write_key, token, revocable[0], user_id)
+        runs = json.loads(_cli(data_dir, "jobs", "runs", "--job", "buy_again", "--format", "json"))
+        yield DocumentedKirana(
+            server, data_dir, write_key, token, revocable[0], user_id, runs[0]["run_id"]
+        )
     finally:
         server.stop()
 
