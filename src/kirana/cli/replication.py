@@ -59,11 +59,14 @@ def _tables(tables: list[str], keys: list[str] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _add(data_dir: Path | None, definition: dict[str, Any]) -> None:
+def _add(data_dir: Path | None, definition: dict[str, Any], check: bool = True) -> None:
+    from kirana.replication.checks import check_tables
     from kirana.replication.specs import parse_source_config
 
     try:
         config = parse_source_config(definition)
+        if check:  # a keyless or missing table is refused now, not at the first sync
+            check_tables(config)
         _, state = _state(data_dir)
         state.add(config)
     except ValueError as exc:
@@ -93,7 +96,7 @@ def add_postgres(
     tables = _tables(table, key)
     if check:
         _check_postgres(dsn)
-    _add(data_dir, {"kind": "postgres", "name": name, "dsn": dsn, "tables": tables})
+    _add(data_dir, {"kind": "postgres", "name": name, "dsn": dsn, "tables": tables}, check)
 
 
 def _check_postgres(dsn: str) -> None:

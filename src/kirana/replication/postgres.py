@@ -49,6 +49,58 @@ IDLE_SECONDS = 0.1
 SNAPSHOT_BATCH_ROWS = 100_000
 
 
+def describe_tables(
+    conn, config: PostgresConfig
+) -> tuple[dict[str, TableSpec], dict[tuple[str, str], str]]:
+    """Each table's spec (by lake name), and lake names by (schema, table).
+
+    Refuses a missing table, a table without a key, and a key that deletes would not
+    carry (its replica identity), with the ``ALTER TABLE`` that fixes it.
+    """
+    specs: dict[str, TableSpec] = {}
+    by_source: dict[tuple[str, str], str] = {}
+    with conn.cursor() as cur:
+        for table in config.tables:
+            schema, _, name = table.name.rpartition(".")
+            schema = schema or "public"
+            cur.execute(
+                "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
+                " AND c.relkind IN ('r', 'p')",
+                (schema, name),
+            )
+            found = cur.fetchone()
+            if found is None:
+                raise ValueError(
+                    f"source {config.name!r}: no table {schema}.{name} in the database"
+                )
+            oid, identity = found
+            cur.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+                " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                " WHERE i.indrelid = %s AND i.indisprimary"
+                " ORDER BY array_position(i.indkey, a.attnum)",
+                (oid,),
+            )
+            primary = [r[0] for r in cur.fetchall()]
+            key = table.key or primary
+            if not key:
+                raise ValueError(
+                    f"table {schema}.{name} has no primary key: give `key` columns and run"
+                    f" ALTER TABLE {schema}.{name} REPLICA IDENTITY FULL so deletes carry them"
+                )
+            if identity == "n" or (identity == "d" and not set(key) <= set(primary)):
+                raise ValueError(
+                    f"table {schema}.{name}: deletes would not carry the key {key}; run"
+                    f" ALTER TABLE {schema}.{name} REPLICA IDENTITY FULL (or key on the"
+                    " primary key)"
+                )
+            lake = table.lake_name("public")
+            specs[lake] = TableSpec(lake, tuple(key), table.precombine, f"{schema}.{name}")
+            by_source[(schema, name)] = lake
+    return specs, by_source
+
+
 class PostgresSource:
     """One database, several tables, one slot and one publication."""
 
@@ -68,54 +120,10 @@ class PostgresSource:
         self._relations: dict[int, pgoutput.Relation] = {}
         self._pending_feedback: int | None = None
         self._domains: dict[int, tuple[int, int] | None] = {}
-        self._specs = self._describe_tables()
+        self._specs, self._by_source = describe_tables(self._conn, config)
         self._ensure_publication()
 
     # -- set-up -------------------------------------------------------------------
-
-    def _describe_tables(self) -> dict[str, TableSpec]:
-        specs: dict[str, TableSpec] = {}
-        self._by_source: dict[tuple[str, str], str] = {}
-        with self._conn.cursor() as cur:
-            for table in self.config.tables:
-                schema, _, name = table.name.rpartition(".")
-                schema = schema or "public"
-                cur.execute(
-                    "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n"
-                    " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
-                    " AND c.relkind IN ('r', 'p')",
-                    (schema, name),
-                )
-                found = cur.fetchone()
-                if found is None:
-                    raise ValueError(
-                        f"source {self.name!r}: no table {schema}.{name} in the database"
-                    )
-                oid, identity = found
-                cur.execute(
-                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
-                    " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-                    " WHERE i.indrelid = %s AND i.indisprimary"
-                    " ORDER BY array_position(i.indkey, a.attnum)",
-                    (oid,),
-                )
-                primary = [r[0] for r in cur.fetchall()]
-                key = table.key or primary
-                if not key:
-                    raise ValueError(
-                        f"table {schema}.{name} has no primary key: give `key` columns and run"
-                        f" ALTER TABLE {schema}.{name} REPLICA IDENTITY FULL so deletes carry them"
-                    )
-                if identity == "n" or (identity == "d" and not set(key) <= set(primary)):
-                    raise ValueError(
-                        f"table {schema}.{name}: deletes would not carry the key {key}; run"
-                        f" ALTER TABLE {schema}.{name} REPLICA IDENTITY FULL (or key on the"
-                        " primary key)"
-                    )
-                lake = table.lake_name("public")
-                specs[lake] = TableSpec(lake, tuple(key), table.precombine, f"{schema}.{name}")
-                self._by_source[(schema, name)] = lake
-        return specs
 
     def _ensure_publication(self) -> None:
         wanted = sorted(self._by_source)

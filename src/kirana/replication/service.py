@@ -55,7 +55,8 @@ def source_status(state: ReplicationState, lake_dir: Path, name: str) -> dict[st
         "seconds_since_sync": None
         if progress.last_sync_at is None
         else round(time.time() - progress.last_sync_at, 1),
-        "lag_seconds": progress.lag_seconds,
+        "lag_seconds": current_lag(progress.lag_seconds, progress.last_sync_at, time.time()),
+        "lag_seconds_at_last_sync": progress.lag_seconds,
         "last_error": scrub(progress.last_error, secret_values(config)),
         "warnings": state.warnings(name),
         "tables": tables,
@@ -66,6 +67,15 @@ def source_status(state: ReplicationState, lake_dir: Path, name: str) -> dict[st
             for f in state.files(name, limit=50)
         ]
     return out
+
+
+def current_lag(lag_at_sync: float | None, last_sync_at: float | None, now: float) -> float | None:
+    """How far behind the source the lake may be now: the lag measured at the last sync,
+    plus the time since. It grows while the replicator is down or failing (a running
+    replicator re-measures it every round), so a stalled source shows as falling behind."""
+    if last_sync_at is None:
+        return None
+    return round((lag_at_sync or 0.0) + max(0.0, now - last_sync_at), 1)
 
 
 class SourceUnreachable(RuntimeError):

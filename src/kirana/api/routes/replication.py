@@ -49,16 +49,24 @@ def list_sources(platform: PlatformDep, _: AdminDep) -> list[dict[str, Any]]:
 @router.post(
     "/replication/sources",
     status_code=201,
-    responses={409: {"description": "A source of that name exists (`exists`)"}},
+    responses={
+        409: {"description": "A source of that name exists (`exists`)"},
+        422: {"description": "A table is missing or has no usable key (`table_refused`)"},
+    },
 )
 def add_source(
     platform: PlatformDep, _: AdminDep, body: SourceDefinition = Body(...)
 ) -> dict[str, Any]:
     """Add a PostgreSQL, MySQL/MariaDB or file-drop source (`kind`); `kirana serve` syncs it."""
+    from kirana.replication.checks import TableRefused, check_tables
     from kirana.replication.service import source_status
 
     definition = body.root
     state = _state(platform)
+    try:
+        check_tables(definition)  # a keyless or missing table is refused now, not at sync
+    except TableRefused as exc:
+        raise HTTPException(422, detail={"code": "table_refused", "message": str(exc)}) from exc
     try:
         state.add(definition)
     except ValueError as exc:

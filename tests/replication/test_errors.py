@@ -1,0 +1,96 @@
+"""Errors where people look: a keyless table is refused when the source is added, a failing
+source shows why in ``kirana sources status`` and the API, and the lag grows while nothing
+replicates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kirana.replication.service import current_lag, source_status
+from kirana.replication.specs import parse_source_config
+from kirana.replication.state import ReplicationState
+from kirana.replication.sync import Replicator
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+KIRANA = [sys.executable, "-m", "kirana.cli.main"]
+
+
+def test_keyless_tables_are_refused_when_added(kirana, postgres_server, mariadb_server):
+    postgres_server.sql("DROP TABLE IF EXISTS keyless")
+    postgres_server.sql("CREATE TABLE keyless (a int, b int)")
+    mariadb_server.sql("DROP TABLE IF EXISTS keyless")
+    mariadb_server.sql("CREATE TABLE keyless (a int, b int)")
+    admin = {"Authorization": f"Bearer {kirana.admin_token}"}
+    definitions = [
+        ({"kind": "postgres", "dsn": postgres_server.dsn}, "REPLICA IDENTITY FULL"),
+        ({"kind": "mysql", "dsn": mariadb_server.url}, "no primary key"),
+    ]
+    with kirana.client() as http:
+        for definition, fix in definitions:
+            body = {**definition, "name": "nokey", "tables": [{"name": "keyless"}]}
+            answer = http.post("/v1/replication/sources", json=body, headers=admin)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["code"] == "table_refused"
+            assert "keyless" in answer.json()["message"] and fix in answer.json()["message"]
+            missing = {**body, "tables": [{"name": "no_such_table"}]}
+            answer = http.post("/v1/replication/sources", json=missing, headers=admin)
+            assert answer.status_code == 422 and "no_such_table" in answer.json()["message"]
+        assert http.get("/v1/replication/sources", headers=admin).json() == []
+    added = subprocess.run(
+        [*KIRANA, "sources", "add-postgres", "nokey", "--dsn", postgres_server.dsn]
+        + ["--table", "keyless", "--data-dir", str(kirana.settings.data_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert added.returncode != 0 and "REPLICA IDENTITY FULL" in added.stderr
+
+
+def test_a_failing_source_shows_its_error_in_status_and_the_api(kirana, postgres_server):
+    pg = postgres_server
+    pg.sql("DROP TABLE IF EXISTS failing")
+    pg.sql("CREATE TABLE failing (id int PRIMARY KEY, amount numeric(8,2))")
+    pg.sql("INSERT INTO failing VALUES (1, 'NaN')")
+    admin = {"Authorization": f"Bearer {kirana.admin_token}"}
+    body = {"kind": "postgres", "name": "failing", "dsn": pg.dsn, "tables": [{"name": "failing"}]}
+    with kirana.client() as http:
+        assert http.post("/v1/replication/sources", json=body, headers=admin).status_code == 201
+        deadline = time.monotonic() + 30
+        while True:  # the serve job tries every 2 s
+            status = http.get("/v1/replication/sources/failing", headers=admin).json()
+            if status["last_error"]:
+                break
+            assert time.monotonic() < deadline, "the job's failure never reached the status"
+            time.sleep(0.3)
+    assert "failing.amount" in status["last_error"] and "NaN" in status["last_error"]
+    shown = subprocess.run(
+        [*KIRANA, "sources", "status", "failing", "--data-dir", str(kirana.settings.data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "NaN" in json.loads(shown.stdout)["last_error"]
+
+
+def test_lag_grows_while_nothing_replicates(postgres_server, tmp_path):
+    assert current_lag(None, None, 100.0) is None
+    assert current_lag(0.5, 100.0, 100.0) == 0.5
+    assert current_lag(0.5, 100.0, 160.0) == 60.5
+    pg = postgres_server
+    pg.sql("DROP TABLE IF EXISTS lagging")
+    pg.sql("CREATE TABLE lagging (id int PRIMARY KEY)")
+    state = ReplicationState(tmp_path / "state")
+    config = parse_source_config(
+        {"kind": "postgres", "name": "lagging", "dsn": pg.dsn, "tables": [{"name": "lagging"}]}
+    )
+    state.add(config)
+    Replicator(config, tmp_path / "lake", state, wait_seconds=0.2).run()
+    first = source_status(state, tmp_path / "lake", "lagging")["lag_seconds"]
+    time.sleep(1.5)  # the replicator is down
+    later = source_status(state, tmp_path / "lake", "lagging")["lag_seconds"]
+    assert later >= first + 1.0
