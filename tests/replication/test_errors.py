@@ -42,9 +42,9 @@ def test_keyless_tables_are_refused_when_added(kirana, postgres_server, mariadb_
             answer = http.post("/v1/replication/sources", json=missing, headers=admin)
             assert answer.status_code == 422 and "no_such_table" in answer.json()["message"]
         assert http.get("/v1/replication/sources", headers=admin).json() == []
+    where = ["--data-dir", str(kirana.settings.data_dir), "--table", "keyless"]
     added = subprocess.run(
-        [*KIRANA, "sources", "add-postgres", "nokey", "--dsn", postgres_server.dsn]
-        + ["--table", "keyless", "--data-dir", str(kirana.settings.data_dir)],
+        [*KIRANA, "sources", "add-postgres", "nokey", "--dsn", postgres_server.dsn, *where],
         capture_output=True,
         text=True,
     )
