@@ -97,9 +97,13 @@ def test_multi_metric_holm_spans_every_comparison() -> None:
     expected = multipletests(raw, method="holm")[1]
     assert [e["p_value_adjusted"] for e in entries] == pytest.approx(expected.tolist())
     for e in entries:
-        assert e["ci_adjusted"]["alpha"] == pytest.approx(0.05 / 3)
-        lo, hi = e["ci_adjusted"]["absolute"]
-        assert lo < e["absolute"]["ci"][0] and hi > e["absolute"]["ci"][1]  # wider
+        lift = e["absolute"]
+        assert lift["p_value_adjusted"] == e["p_value_adjusted"]
+        factor = lift["p_value_adjusted"] / lift["p_value"]  # Holm's step-down multiplier
+        assert lift["ci_adjusted_alpha"] == pytest.approx(0.05 / factor)
+        lo, hi = lift["ci_adjusted"]
+        assert lo < lift["ci"][0] and hi > lift["ci"][1]  # wider
+        assert (lo > 0 or hi < 0) == lift["significant"]
     rev = out["metrics"][1]
     assert rev["name"] == "revenue_per_order"
     stats = [

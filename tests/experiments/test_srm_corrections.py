@@ -17,7 +17,7 @@ from kirana.experiments.stats import (
     holm,
     srm_test,
 )
-from kirana.experiments.stats.corrections import interval_alpha
+from kirana.experiments.stats.corrections import comparison_alpha
 
 
 @pytest.mark.parametrize(
@@ -108,9 +108,12 @@ def test_adjust_dispatches_and_refuses_non_probabilities() -> None:
         adjust(p, "sidak")
 
 
-def test_interval_alpha_for_each_correction() -> None:
-    adjusted = [0.01, 0.02, 0.3, 0.9]
-    assert interval_alpha(0.05, adjusted, "none") == 0.05
-    assert interval_alpha(0.05, adjusted, "holm") == 0.05 / 4
-    assert interval_alpha(0.05, adjusted, "bonferroni") == 0.05 / 4
-    assert interval_alpha(0.05, adjusted, "bh") == pytest.approx(0.05 * 2 / 4)  # 2 discoveries
+def test_comparison_alpha_reads_the_correction_factor() -> None:
+    p = np.array([0.001, 0.02, 0.3, 0.9])
+    for method in ("none", "holm", "bonferroni", "bh"):
+        adjusted = adjust(p, method)
+        levels = [comparison_alpha(0.05, pi, pa, 4) for pi, pa in zip(p, adjusted, strict=True)]
+        # the level is below alpha exactly as much as the correction raised the p-value
+        assert [pi < lv for pi, lv in zip(p, levels, strict=True)] == list(adjusted < 0.05)
+    assert comparison_alpha(0.05, 0.01, 0.04, 4) == pytest.approx(0.05 / 4)  # Bonferroni x4
+    assert comparison_alpha(0.05, 0.0, 0.0, 4) == 0.05 / 4  # no factor to read

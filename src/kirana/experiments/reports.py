@@ -193,47 +193,56 @@ def _dimensions(
     return out
 
 
+def _verdict(decided: bool, positive: bool, higher_is_better: bool) -> str:
+    if not decided:
+        return "inconclusive"
+    return "better" if positive == higher_is_better else "worse"
+
+
+def summary_row(metric: Metric, v: dict[str, Any], engine: str, alpha: float) -> dict[str, Any]:
+    """One metric x treatment line of the report, every shown number from the relative test.
+
+    The console and the charts show the relative lift's interval, so the verdict, the p-value
+    (or chance to beat control) and the colour all come from that same test: frequentist rows
+    use the relative lift's p-value corrected across comparisons and its interval at the
+    matching level; Bayesian rows call a winner when the relative lift's chance to beat control
+    is beyond 1 - alpha/2 (or below alpha/2), exactly when the credible interval excludes zero.
+    """
+    rel, ab = v["relative"], v["absolute"]
+    row: dict[str, Any] = {
+        "metric": metric.key,
+        "variation": v["name"],
+        "guardrail": metric.guardrail,
+        "scale": "relative",
+        "relative_lift": rel["estimate"],
+        "relative_ci": rel.get("ci_adjusted", rel["ci"]),
+        "absolute_lift": ab["estimate"],
+        "absolute_ci": ab.get("ci_adjusted", ab["ci"]),
+        "interval_alpha": rel.get("ci_adjusted_alpha", alpha),
+    }
+    positive = (rel["estimate"] or 0.0) > 0
+    if engine == "bayesian":
+        chance = rel["chance_to_beat_control"]
+        row["chance_to_beat_control"] = chance
+        decided = chance is not None and (chance > 1 - alpha / 2 or chance < alpha / 2)
+        positive = chance is not None and chance > 0.5
+    else:
+        row["p_value"] = rel["p_value"]
+        row["p_value_adjusted"] = rel.get("p_value_adjusted", rel["p_value"])
+        decided = bool(rel.get("significant"))
+    row["verdict"] = _verdict(decided, positive, metric.higher_is_better)
+    return row
+
+
 def _summary(
-    metrics: Sequence[Metric], analysed: dict[str, dict[str, Any]], engine: str
+    metrics: Sequence[Metric], analysed: dict[str, dict[str, Any]], engine: str, alpha: float
 ) -> list[dict[str, Any]]:
-    rows = []
-    for metric in metrics:
-        result = analysed.get(metric.key)
-        if result is None:
-            continue
-        for v in result["variations"][1:]:
-            rel = v["relative"]
-            row: dict[str, Any] = {
-                "metric": metric.key,
-                "variation": v["name"],
-                "guardrail": metric.guardrail,
-                "relative_lift": rel["estimate"],
-                "relative_ci": rel["ci"],
-                "absolute_lift": v["absolute"]["estimate"],
-                "absolute_ci": v["absolute"]["ci"],
-            }
-            sign = 1 if metric.higher_is_better else -1
-            if engine == "bayesian":
-                ctbc = v["chance_to_beat_control"]
-                row["chance_to_beat_control"] = ctbc
-                good = ctbc if sign > 0 else (None if ctbc is None else 1 - ctbc)
-                row["verdict"] = (
-                    "inconclusive"
-                    if good is None or 0.05 < good < 0.95
-                    else "better"
-                    if good >= 0.95
-                    else "worse"
-                )
-            else:
-                row["p_value"] = v["p_value"]
-                row["p_value_adjusted"] = v.get("p_value_adjusted")
-                est = v["absolute"]["estimate"] or 0.0
-                if not v.get("significant"):
-                    row["verdict"] = "inconclusive"
-                else:
-                    row["verdict"] = "better" if sign * est > 0 else "worse"
-            rows.append(row)
-    return rows
+    return [
+        summary_row(metric, v, engine, alpha)
+        for metric in metrics
+        if metric.key in analysed
+        for v in analysed[metric.key]["variations"][1:]
+    ]
 
 
 def build_report(
@@ -289,7 +298,7 @@ def build_report(
         "srm": None
         if srm is None
         else {"p_value": srm.p_value, "mismatch": srm.mismatch, "statistic": srm.statistic},
-        "summary": _summary(metrics, analysed, record.analysis.engine),
+        "summary": _summary(metrics, analysed, record.analysis.engine, record.analysis.alpha),
         "metrics": metric_out,
         "cumulative": _series(groups, record, metrics),
         "dimensions": _dimensions(groups, record, metrics),
@@ -335,4 +344,4 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["build_report", "render_table"]
+__all__ = ["build_report", "render_table", "summary_row"]

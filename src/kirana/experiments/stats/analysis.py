@@ -36,10 +36,11 @@ Result: the settings echoed back, ``comparisons`` (how many were corrected over)
 ``srm`` and ``variations``. The control entry has ``name``, ``n``, ``mean`` (the ratio for ratio
 metrics; ``adjusted_mean`` too for CUPED, with the metric's ``theta``). Each other variation adds
 ``absolute`` and ``relative`` lifts, each with ``estimate``, ``ci`` [lower, upper], and either
-``se`` and ``p_value`` (frequentist) or ``sd``, ``chance_to_beat_control`` and ``risk``
-{``treatment``, ``control``} (bayesian); at the variation level, frequentist results carry
-``p_value`` (absolute lift), ``p_value_adjusted``, ``significant`` and, with a correction,
-``ci_adjusted``; bayesian ones ``chance_to_beat_control`` and ``risk``. Undefined numbers (a
+``se``, ``p_value``, ``p_value_adjusted``, ``significant`` and, with a correction,
+``ci_adjusted`` at ``ci_adjusted_alpha`` (frequentist) or ``sd``, ``chance_to_beat_control``
+and ``risk`` {``treatment``, ``control``} (bayesian); at the variation level, frequentist
+results repeat the absolute lift's ``p_value``, ``p_value_adjusted`` and ``significant``;
+bayesian ones its ``chance_to_beat_control`` and ``risk``. Undefined numbers (a
 relative lift over a zero control mean) are ``null``. Invalid requests raise
 :class:`StatsInputError` whose message names the field, e.g.
 ``variations[1].sum_squares: variance would be negative (...)``.
@@ -52,7 +53,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kirana.experiments.stats.bayesian import BayesianResult, PosteriorLift, bayesian_test
-from kirana.experiments.stats.corrections import Correction, adjust, interval_alpha
+from kirana.experiments.stats.corrections import Correction, adjust, comparison_alpha
 from kirana.experiments.stats.frequentist import FrequentistResult, Lift, frequentist_test
 from kirana.experiments.stats.moments import Moments, cuped_moments, moments_of, pooled_theta
 from kirana.experiments.stats.request import AnalysisRequest, MetricRequest, parse_request
@@ -109,7 +110,13 @@ class _Comparison:
                 relative_prior=req.relative_prior,
             )
         if req.sequential:
-            return sequential_test(self.control, self.treatment, alpha=alpha, tuning_n=req.tuning_n)
+            return sequential_test(
+                self.control,
+                self.treatment,
+                alpha=alpha,
+                tuning_n=req.tuning_n,
+                tuning_alpha=req.alpha,
+            )
         return frequentist_test(self.control, self.treatment, alpha=alpha)
 
     def fields(self) -> dict[str, Any]:
@@ -165,22 +172,47 @@ def _metric(req: AnalysisRequest, metric: MetricRequest) -> tuple[dict, list]:
     return out, comparisons
 
 
+def _correct_scale(
+    req: AnalysisRequest, comparisons: list[tuple[dict, _Comparison]], scale: str
+) -> None:
+    """Adjust one scale's p-values across every comparison, with intervals from the same test.
+
+    An undefined p-value (a relative lift over a zero control mean) still counts in the family
+    (as p = 1) but is reported as null and never significant. The interval is re-run at the
+    comparison's own corrected level (:func:`comparison_alpha`), so it excludes zero exactly
+    when the adjusted p-value is below alpha.
+    """
+    raw = [getattr(c.result, scale).p_value for _, c in comparisons]
+    defined = [math.isfinite(float(p)) for p in raw]
+    p_values = [float(p) if ok else 1.0 for p, ok in zip(raw, defined, strict=True)]
+    adjusted = adjust(p_values, req.correction)
+    for (entry, comparison), p, p_adj, ok in zip(
+        comparisons, p_values, adjusted, defined, strict=True
+    ):
+        lift = entry[scale]
+        lift["p_value_adjusted"] = float(p_adj) if ok else None
+        lift["significant"] = bool(ok and p_adj < req.alpha)
+        if req.correction is not Correction.none:
+            level = comparison_alpha(req.alpha, p, float(p_adj), len(comparisons))
+            wide = getattr(comparison.run(level), scale)
+            lift["ci_adjusted"] = _ci(wide.ci_lower, wide.ci_upper)
+            lift["ci_adjusted_alpha"] = level
+
+
 def _correct(req: AnalysisRequest, comparisons: list[tuple[dict, _Comparison]]) -> None:
-    """Adjust p-values across every comparison of every metric, and add adjusted intervals."""
+    """Adjust p-values across every comparison of every metric, per scale (absolute, relative).
+
+    The variation-level ``p_value``, ``p_value_adjusted`` and ``significant`` repeat the
+    absolute lift's (the headline test); each lift carries its own, so a reader showing the
+    relative interval takes the relative test's p-value and verdict with it.
+    """
     if req.engine != "frequentist" or not comparisons:
         return
-    adjusted = adjust([c.result.p_value for _, c in comparisons], req.correction)
-    ci_alpha = interval_alpha(req.alpha, adjusted, req.correction)
-    for (entry, comparison), p_adj in zip(comparisons, adjusted, strict=True):
-        entry["p_value_adjusted"] = float(p_adj)
-        entry["significant"] = bool(p_adj < req.alpha)
-        if req.correction is not Correction.none:
-            wide = comparison.run(ci_alpha)
-            entry["ci_adjusted"] = {
-                "alpha": ci_alpha,
-                "absolute": _ci(wide.absolute.ci_lower, wide.absolute.ci_upper),
-                "relative": _ci(wide.relative.ci_lower, wide.relative.ci_upper),
-            }
+    for scale in ("absolute", "relative"):
+        _correct_scale(req, comparisons, scale)
+    for entry, _ in comparisons:
+        entry["p_value_adjusted"] = entry["absolute"]["p_value_adjusted"]
+        entry["significant"] = entry["absolute"]["significant"]
 
 
 def analyze(request: Mapping[str, Any]) -> dict[str, Any]:

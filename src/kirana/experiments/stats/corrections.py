@@ -10,9 +10,9 @@ true effects, 1.5 "wins" are expected by chance. Two standard remedies:
   among the wins), which suits exploratory many-metric readouts: ``p_adj(i) = min_{j>=i}
   min(1, m p(j) / j)``.
 
-Intervals: simultaneous Bonferroni intervals use alpha / m (valid for Holm too, conservative).
-For BH, the Benjamini-Yekutieli (2005) false-coverage-rate intervals use alpha * R / m, where R is
-the number of BH discoveries (at least 1).
+Intervals: each comparison's interval is taken at the level its corrected test used
+(:func:`comparison_alpha`), so it excludes zero exactly when the adjusted p-value is below
+alpha. For Bonferroni that is the simultaneous alpha / m interval.
 """
 
 from __future__ import annotations
@@ -75,15 +75,16 @@ def adjust(p_values: Sequence[float] | np.ndarray, method: Correction | str) -> 
     return fn(p_values)
 
 
-def interval_alpha(
-    alpha: float, adjusted: Sequence[float] | np.ndarray, method: Correction | str
-) -> float:
-    """The per-comparison alpha for intervals consistent with ``method`` (see module docs)."""
-    method = Correction(method)
-    m = len(adjusted)
-    if method is Correction.none or m == 0:
-        return alpha
-    if method is Correction.bh:
-        discoveries = int(np.sum(np.asarray(adjusted) < alpha))
-        return alpha * max(discoveries, 1) / m
-    return alpha / m
+def comparison_alpha(alpha: float, p_value: float, p_adjusted: float, m: int) -> float:
+    """The level at which one comparison's interval agrees with its corrected test.
+
+    The correction multiplies this comparison's p-value by ``p_adjusted / p_value`` (m for
+    Bonferroni; the step-down/step-up factor for Holm and BH), so the interval at
+    ``alpha * p_value / p_adjusted`` excludes zero exactly when ``p_adjusted < alpha``: the
+    verdict, the p-value and the interval then come from one test. For Bonferroni this is
+    the simultaneous ``alpha / m`` interval. A zero p-value (no noise) has no factor to read;
+    ``alpha / m`` is used, and the interval is a point away from zero either way.
+    """
+    if p_value > 0 and p_adjusted > 0:
+        return alpha * min(1.0, p_value / p_adjusted)
+    return alpha / max(m, 1)

@@ -91,16 +91,21 @@ def sequential_test(
     alpha: float = 0.05,
     tuning_n: float = DEFAULT_TUNING_N,
     theta: Real | None = None,
+    tuning_alpha: float | None = None,
 ) -> FrequentistResult:
     """Always-valid test of treatment against control, safe to run after every new day of data.
 
     ``tuning_n`` is the total (control + treatment) sample size at which you expect to decide;
     fix it before the experiment starts. Results are z-based (``df`` is infinite).
+    ``tuning_alpha`` (default ``alpha``) is the level the mixture was tuned for; keep it at the
+    experiment's alpha when asking for the interval at another level (a multiple-comparison
+    corrected one), so that the interval and the p-value come from the same martingale.
     """
     alpha = check_alpha(alpha)
+    tuning_alpha = alpha if tuning_alpha is None else check_alpha(tuning_alpha, "alpha")
     tuning_n = float(to_real(tuning_n, "sequential_tuning_n"))
     c, t = to_moments(control, treatment, theta)
-    k = mixture_k(np.add(c.n, t.n), tuning_n, alpha)
+    k = mixture_k(np.add(c.n, t.n), tuning_n, tuning_alpha)
     return FrequentistResult(
         control=c,
         treatment=t,
