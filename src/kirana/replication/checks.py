@@ -1,10 +1,11 @@
 """Refuse, when a source is added, tables the first sync would refuse.
 
-Otherwise a missing or keyless table surfaces as a sync that fails every few
-seconds inside ``kirana serve``. Only the tables are checked here, read-only (no
-slot, no publication); a source that cannot be reached is not refused by this
-check (``kirana sources add-postgres`` checks the connection itself), its
-sync's error shows in ``kirana sources status``.
+Otherwise a keyless table surfaces as a sync that fails every few seconds inside
+``kirana serve``. Only the tables are checked here, read-only (no slot, no
+publication). Not refused: a table that does not exist yet (it may be created
+before the first sync) and a source that cannot be reached (``kirana sources
+add-postgres`` checks the connection itself); either shows as the sync's error in
+``kirana sources status``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class TableRefused(ValueError):
-    """A table the source cannot replicate (missing, no key, deletes without the key)."""
+    """A table the source cannot replicate (no key, deletes that would not carry the key)."""
 
 
 def check_tables(config: AnyConfig) -> None:
@@ -33,7 +34,7 @@ def check_tables(config: AnyConfig) -> None:
 def _check_postgres(config) -> None:
     import psycopg2
 
-    from kirana.replication.postgres import describe_tables
+    from kirana.replication.postgres import MissingTable, describe_tables
 
     try:
         conn = psycopg2.connect(config.dsn, connect_timeout=10)
@@ -41,9 +42,13 @@ def _check_postgres(config) -> None:
         _unreachable(config, exc)
         return
     try:
-        describe_tables(conn, config)
-    except ValueError as exc:
-        raise TableRefused(str(exc)) from None
+        for table in config.tables:
+            try:
+                describe_tables(conn, config.model_copy(update={"tables": [table]}))
+            except MissingTable:
+                log.warning("source %s: table %s does not exist yet", config.name, table.name)
+            except ValueError as exc:
+                raise TableRefused(str(exc)) from None
     finally:
         conn.close()
 
@@ -68,8 +73,8 @@ def _check_mysql(config) -> None:
                 )
                 columns, primary = cur.fetchone()
                 if not columns:
-                    raise TableRefused(f"source {config.name!r}: no table {database}.{name}")
-                if not table.key and not primary:
+                    log.warning("source %s: table %s does not exist yet", config.name, name)
+                elif not table.key and not primary:
                     raise TableRefused(
                         f"table {database}.{name} has no primary key: give `key` columns"
                         " (`--key TABLE=COLUMN`) or add a primary key"

@@ -49,6 +49,10 @@ IDLE_SECONDS = 0.1
 SNAPSHOT_BATCH_ROWS = 100_000
 
 
+class MissingTable(ValueError):
+    """A configured table does not exist (yet) in the database."""
+
+
 def describe_tables(
     conn, config: PostgresConfig
 ) -> tuple[dict[str, TableSpec], dict[tuple[str, str], str]]:
@@ -71,7 +75,7 @@ def describe_tables(
             )
             found = cur.fetchone()
             if found is None:
-                raise ValueError(
+                raise MissingTable(
                     f"source {config.name!r}: no table {schema}.{name} in the database"
                 )
             oid, identity = found
