@@ -105,3 +105,9 @@ def test_status_shows_every_consumer_and_job_that_serve_runs(tmp_path: Path) -> 
     }
     assert shown_consumers == consumers
     assert shown_jobs == jobs
+
+
+def test_status_of_a_new_data_dir_says_what_creates_the_consumers(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--data-dir", str(tmp_path)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "none yet: `kirana serve` starts them" in result.output

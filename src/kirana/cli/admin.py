@@ -273,6 +273,8 @@ def status(data_dir: DataDir = None) -> None:
     typer.echo(f"event log    {size:,} bytes in {log_dir}")
     try:
         platform = Platform.open(settings, role="worker")
+    except FileNotFoundError:
+        typer.echo(f"consumers    none yet: `kirana serve` starts them and creates {log_dir}")
     except Exception as exc:  # a log that cannot be read: say so, still show the lake
         typer.echo(f"consumers    unknown: cannot read the event log ({exc})")
     else:
