@@ -137,16 +137,28 @@ class TableBuffer:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def to_arrow(self, convert: Callable[[str, list], pa.Array] | None = None) -> pa.Table:
-        """The buffered changes as one table; ``convert(column, values)`` builds each column."""
+    def to_arrow(
+        self,
+        convert: Callable[[str, list], pa.Array] | None = None,
+        absent: dict[str, Any] | None = None,
+    ) -> pa.Table:
+        """The buffered changes as one table; ``convert(column, values)`` builds each column.
+
+        A row written before a column existed lacks it: it gets ``absent[column]`` (the
+        value the source gives such rows, e.g. the column's default), else null.
+        """
         names: dict[str, None] = dict.fromkeys(self.types)
         for row in self.rows:
             names.update(dict.fromkeys(row))
         names.pop(OP, None)
         names.pop(SEQ, None)
+        absent = absent or {}
         columns = {}
         for name in names:
-            values = [row.get(name) for row in self.rows]
+            if name in absent:
+                values = [row[name] if name in row else absent[name] for row in self.rows]
+            else:
+                values = [row.get(name) for row in self.rows]
             if convert is not None:
                 columns[name] = convert(name, values)
             else:
@@ -170,6 +182,9 @@ class ChangeSet:
     source_time: float | None = None
     """Unix time of the newest change at the source (for lag)."""
     transactions: int = 0
+    existing_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per table, the value rows that predate an added column have in it (its default),
+    for columns that have one: the lake gives it to the rows it holds when adding it."""
 
     @property
     def rows(self) -> int:

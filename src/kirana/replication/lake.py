@@ -147,11 +147,19 @@ class ReplicatedTable:
             raise
         return counted.rows
 
-    def apply(self, changes: pa.Table, position: int, truncated_at: int | None = None) -> dict:
+    def apply(
+        self,
+        changes: pa.Table,
+        position: int,
+        truncated_at: int | None = None,
+        *,
+        existing_rows: dict[str, pa.Scalar] | None = None,
+    ) -> dict:
         """Merge a batch of changes (with ``_kirana_op`` and ``_kirana_seq``) in one commit.
 
         Changes at or below the table's applied position are skipped (a replay).
-        Returns counts of what the merge did.
+        ``existing_rows`` gives a column the source added the value the rows it
+        already had take (its default). Returns counts of what the merge did.
         """
         applied = self.applied_position()
         if applied is not None and applied >= position:
@@ -179,7 +187,7 @@ class ReplicatedTable:
         table = self._table()
         if table is None:
             table = self._create(latest.schema)
-        if self._add_columns(table, latest.schema):
+        if self._add_columns(table, latest.schema, existing_rows or {}):
             table = self._table()
         latest = conform(latest, arrow_schema(table))
         metrics = dict(self._merge(latest, position))
@@ -213,18 +221,38 @@ class ReplicatedTable:
                 out[key] = row
         return out
 
-    def _add_columns(self, table: DeltaTable, incoming: pa.Schema) -> bool:
+    def _add_columns(
+        self, table: DeltaTable, incoming: pa.Schema, existing_rows: dict[str, pa.Scalar]
+    ) -> bool:
         """Add columns the source has grown, in their own commit, before merging.
 
         Not the merge's ``merge_schema``: with it, delta-rs 1.6 fills a new column
-        even on target rows the merge did not update.
+        even on target rows the merge did not update. A column with a value for
+        existing rows (PostgreSQL's catalog default) is added by rewriting the table
+        with that value, in one commit, so a crash leaves it either absent or filled.
         """
         have = set(arrow_schema(table).names)
         new = [f.with_nullable(True) for f in incoming if f.name not in have and f.name != OP]
-        if new:
-            table.alter.add_columns([DeltaField.from_arrow(f) for f in new])
-            log.info("%s: added column(s) %s", self.path, [f.name for f in new])
-        return bool(new)
+        if not new:
+            return False
+        filled = {f.name: existing_rows[f.name] for f in new if f.name in existing_rows}
+        filled = {name: value for name, value in filled.items() if value.is_valid}
+        if filled and table.version() is not None:
+            rows = without_views(pa.table(table.to_pyarrow_table()))
+            for f in new:
+                value = filled.get(f.name)
+                column = (
+                    pa.array([value.as_py()] * rows.num_rows, f.type)
+                    if value is not None
+                    else pa.nulls(rows.num_rows, f.type)
+                )
+                rows = rows.append_column(f, column)
+            write_deltalake(self.path, rows, mode="overwrite", schema_mode="merge")
+            log.info("%s: added column(s) %s, existing rows get %s", self.path, new, filled)
+            return True
+        table.alter.add_columns([DeltaField.from_arrow(f) for f in new])
+        log.info("%s: added column(s) %s", self.path, [f.name for f in new])
+        return True
 
     def _merge(self, latest: pa.Table, position: int) -> dict:
         keys = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in self.spec.key)

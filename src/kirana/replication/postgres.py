@@ -124,6 +124,7 @@ class PostgresSource:
         self._relations: dict[int, pgoutput.Relation] = {}
         self._pending_feedback: int | None = None
         self._domains: dict[int, tuple[int, int] | None] = {}
+        self._missing: dict[int, dict[str, str]] = {}
         self._specs, self._by_source = describe_tables(self._conn, config)
         self._ensure_publication()
 
@@ -294,6 +295,7 @@ class PostgresSource:
                 in_transaction, transaction = True, []
             elif isinstance(decoded, pgoutput.Relation):
                 self._relations[decoded.oid] = decoded
+                self._missing[decoded.oid] = self._missing_values(decoded.oid)
             elif isinstance(decoded, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
                 transaction.extend(self._rows(decoded))
             elif isinstance(decoded, pgoutput.Truncate):
@@ -316,14 +318,43 @@ class PostgresSource:
                 transaction = []
                 if rows >= max_rows:
                     break
+        missing = self._missing_by_table()
         return ChangeSet(
             position=position,
-            tables={t: b.to_arrow(convert=self._convert(t)) for t, b in buffers.items() if len(b)},
+            tables={
+                t: b.to_arrow(convert=self._convert(t), absent=missing.get(t))
+                for t, b in buffers.items()
+                if len(b)
+            },
+            existing_rows={
+                t: {c: self._convert(t)(c, [v])[0] for c, v in values.items()}
+                for t, values in missing.items()
+                if t in buffers
+            },
             truncated=truncated,
             checkpoint={"slot": self.slot, "lsn": pgoutput.format_lsn(position)},
             source_time=commit_time.timestamp() if commit_time else None,
             transactions=transactions,
         )
+
+    def _missing_values(self, oid: int) -> dict[str, str]:
+        """Columns added with a constant DEFAULT, and the value PostgreSQL gives the rows
+        that predate them (``attmissingval``: kept in the catalog, the rows not rewritten)."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT attname, (attmissingval::text::text[])[1] FROM pg_attribute"
+                " WHERE attrelid = %s AND atthasmissing AND NOT attisdropped",
+                (oid,),
+            )
+            return dict(cur.fetchall())
+
+    def _missing_by_table(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for oid, values in self._missing.items():
+            table = self._lake_name(self._relations[oid])
+            if table is not None and values:
+                out[table] = values
+        return out
 
     def _lake_name(self, relation: pgoutput.Relation) -> str | None:
         return self._by_source.get((relation.namespace, relation.name))

@@ -196,7 +196,12 @@ class Replicator:
             if rows is None:
                 rows = pa.table({OP: pa.array([], pa.string()), SEQ: pa.array([], pa.int64())})
             try:
-                done = sinks[table].apply(rows, changes.position, changes.truncated.get(table))
+                done = sinks[table].apply(
+                    rows,
+                    changes.position,
+                    changes.truncated.get(table),
+                    existing_rows=changes.existing_rows.get(table),
+                )
             except ValueError as exc:
                 reject = getattr(source, "reject_applied", None)
                 if reject is None:
