@@ -6,7 +6,8 @@ A set secret is shown as ``"***"`` (:data:`kirana.redaction.MASK`): the signing
 password, ``?token=``-like parameters, libpq ``password=``). A client that reads a
 destination and sends it back (``replace``) therefore sends masks; each mask, or a
 secret-bearing setting left out, keeps the stored value, so changing the batch size
-does not need the credentials again.
+does not need the credentials again — as long as the destination still talks to the same
+server (:func:`target_of`; its ``url``, ``dsn``, ``host`` and ``port`` left out keep theirs).
 """
 
 from __future__ import annotations
@@ -67,14 +68,19 @@ def keep_stored_secrets(
 ) -> dict[str, Any]:
     """``raw`` (a replacing definition) with masks and omitted credentials taken from ``stored``.
 
-    Only when the kind is unchanged: a destination that became another kind has other
-    settings. A mask with nothing stored behind it is left as it is, and refused by
-    :func:`masks_left` with a message saying so.
+    Only when the kind and the target (:func:`target_of`) are unchanged: a destination
+    that became another kind has other settings, and one pointed at another server must
+    be given its credentials again — otherwise anyone allowed to edit it could have Kirana
+    send the stored secret (a header, a signing key, a password) to a server of theirs. A
+    mask with nothing kept behind it is left as it is, and refused by :func:`masks_left`.
     """
     settings = raw.get("settings")
     if stored is None or raw.get("kind") != stored_kind or not isinstance(settings, dict):
         return raw
-    merged = dict(settings)
+    left_out = (CONNECTION_FIELDS | set(TARGET_FIELDS)) - settings.keys()
+    merged = {**{name: stored[name] for name in left_out if name in stored}, **settings}
+    if target_of(merged) != target_of(stored):
+        return raw  # a stored credential never follows the destination to another server
     for name in SECRET_FIELDS | CONNECTION_FIELDS:
         if name not in stored:
             continue
@@ -95,13 +101,28 @@ def keep_stored_secrets(
     return {**raw, "settings": merged}
 
 
+TARGET_FIELDS = ("host", "port")
+"""Settings that, beside ``url`` and ``dsn``, say which server a destination talks to."""
+
+
+def target_of(settings: dict[str, Any]) -> tuple[Any, ...]:
+    """Where a destination's credentials go: its URL or DSN without their credentials (as
+    shown), and its host and port. Two settings with the same target may share secrets."""
+    connections = tuple(
+        redact(str(settings[name])) if settings.get(name) is not None else None
+        for name in sorted(CONNECTION_FIELDS)
+    )
+    return connections + tuple(settings.get(name) for name in TARGET_FIELDS)
+
+
 def masks_left(settings: dict[str, Any]) -> str | None:
     """A message naming the first setting that still holds a mask, or None."""
     for name, value in settings.items():
         if name in SECRET_FIELDS and value == MASK:
             return (
                 f"`settings.{name}`: {MASK!r} stands for a stored secret and there is none "
-                "to keep; send the value itself"
+                "to keep (none is stored, or the destination now points at another server, "
+                "which never receives a stored secret); send the value itself"
             )
         if name == HEADERS and isinstance(value, dict):
             for header, header_value in value.items():
