@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import string
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kirana.audit.redact import REDACTED, is_sensitive_field, redact, summarise_body
@@ -25,6 +25,11 @@ SECRET_NAMES = st.sampled_from(
         "Authorization",
         "dsn",
         "private_key",
+        "pwd",
+        "X-Auth",
+        "X-Hub-Signature",
+        "Cookie",
+        "signing_secret",
         "identifier",
         "email",
         "userId",
@@ -110,3 +115,18 @@ def test_big_and_non_json_bodies_are_described_not_copied() -> None:
 def test_which_fields_are_sensitive() -> None:
     assert all(map(is_sensitive_field, ["password", "writeKey", "X-Api-Key", "email", "dsn"]))
     assert not any(map(is_sensitive_field, ["name", "key", "kind", "url", "overlap_seconds"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    header=st.text(string.ascii_letters + "-", min_size=1, max_size=20),
+    secret=SECRET,
+)
+def test_every_header_value_is_masked_whatever_its_name(header: str, secret: str) -> None:
+    """A header may carry a credential under any name (`X-Team-Auth`, `X-Sig`, …)."""
+    assume(secret not in header)
+    body = {"name": "hook", "settings": {"url": "https://h.example/x", "headers": {header: secret}}}
+    summary = redact(body)
+    assert secret not in json.dumps(summary)
+    assert summary["settings"]["headers"] == {header: REDACTED}
+    assert summary["settings"]["url"] == "https://h.example/x"

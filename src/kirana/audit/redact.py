@@ -15,21 +15,12 @@ import re
 from typing import Any
 
 from kirana.redaction import MASK as REDACTED
+from kirana.redaction import is_secret_name
 from kirana.redaction import redact as redact_shapes
 
-#: Field names (lower case, ``-`` as ``_``) whose values are credentials, wherever nested.
-_SECRET_WORDS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "credential",
-    "authorization",
-    "cookie",
-    "dsn",
-    "private",
-    "signing",
-)
+#: Beside :func:`kirana.redaction.is_secret_name`'s credential names: whole connection
+#: strings, session cookies and private/signing material are masked whole in the log.
+_AUDIT_SECRET_WORDS = ("cookie", "dsn", "private", "signing")
 #: Field names whose values identify a person (erasure requests, profile ids).
 _PERSONAL_FIELDS = frozenset(
     {"identifier", "email", "phone", "user_id", "userid", "anonymous_id", "anonymousid"}
@@ -48,7 +39,11 @@ def is_sensitive_field(name: str) -> bool:
         return True
     if key == "key":  # experiments, flags and content name things by `key`
         return False
-    return key.endswith("_key") or key.endswith("key") or any(w in key for w in _SECRET_WORDS)
+    return (
+        key.endswith("key")
+        or is_secret_name(key)
+        or any(word in key for word in _AUDIT_SECRET_WORDS)
+    )
 
 
 def redact_text(text: str) -> str:
@@ -70,7 +65,11 @@ def redact(value: Any, depth: int = 0) -> Any:
                 out["…"] = f"{len(value) - MAX_ITEMS} more fields"
                 break
             name = redact_text(str(key))
-            out[name] = REDACTED if is_sensitive_field(str(key)) else redact(item, depth + 1)
+            if str(key).lower() == "headers" and isinstance(item, dict):
+                # any header may carry a credential under a name nobody can foresee
+                out[name] = {redact_text(str(h)): REDACTED for h in item}
+            else:
+                out[name] = REDACTED if is_sensitive_field(str(key)) else redact(item, depth + 1)
         return out
     if isinstance(value, list):
         items = [redact(item, depth + 1) for item in value[:MAX_ITEMS]]
