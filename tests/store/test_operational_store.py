@@ -146,6 +146,9 @@ def test_a_revoked_token_authenticates_nothing_but_stays_listed(store, clock) ->
         token.id: clock.now,
         other.id: None,
     }
+    assert store.token_by_id(token.id) == revoked
+    assert store.token_by_id(other.id) == other
+    assert store.token_by_id("tok_missing") is None
     with pytest.raises(NotFound):
         store.revoke_token("tok_missing")
 

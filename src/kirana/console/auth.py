@@ -49,10 +49,8 @@ def secret(platform: Platform) -> bytes:
 
 def active_token(platform: Platform, token_id: str) -> Token | None:
     """The token with this id if it still grants access (neither revoked nor deleted)."""
-    for token in platform.store.list_tokens():
-        if token.id == token_id:
-            return token if token.revoked_at is None else None
-    return None
+    token = platform.store.token_by_id(token_id)
+    return token if token is not None and token.revoked_at is None else None
 
 
 def session_cookie(platform: Platform, token: Token) -> str:

@@ -213,6 +213,15 @@ class SQLiteStore:
         )
         return self._token(row) if row else None
 
+    def token_by_id(self, token_id: str) -> Token | None:
+        """The token with this id, revoked or not (None when there is none)."""
+        row = (
+            self._conn()
+            .execute(f"SELECT {self._TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,))
+            .fetchone()
+        )
+        return self._token(row) if row else None
+
     def list_tokens(self) -> list[Token]:
         rows = (
             self._conn()
