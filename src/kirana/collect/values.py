@@ -33,7 +33,7 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 # digits -> "0", every other byte -> " ": a run of 19 zeros is 19 digits in a row (int64's
-# largest has 19); translate and ``in`` run in C, ~50x faster than re's ``\d{19}`` here
+# largest has 19); translate and ``in`` run in C, far faster than re's ``\d{19}`` here (timed once)
 _DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_DIGIT_RUN = b"0" * 19
 _PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
