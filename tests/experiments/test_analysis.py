@@ -20,6 +20,13 @@ from kirana.experiments.stats import (
     frequentist_test,
     sequential_test,
 )
+from kirana.experiments.stats.moments import binomial_moments
+
+
+def _binomial(n: int, conversions: int):
+    """The default binomial reduction: population variance p(1 - p), as gbstats."""
+    return binomial_moments(SampleStats.binomial(n, conversions))
+
 
 BINOMIAL = {
     "metric_type": "binomial",
@@ -53,7 +60,7 @@ def test_single_metric_frequentist_matches_the_engine() -> None:
     assert out["engine"] == "frequentist" and out["comparisons"] == 2
     control, big, _ = out["variations"]
     assert control == {"name": "control", "n": 2000, "mean": 0.09}
-    ref = frequentist_test(SampleStats.binomial(2000, 180), SampleStats.binomial(2100, 231))
+    ref = frequentist_test(_binomial(2000, 180), _binomial(2100, 231))
     assert big["p_value"] == pytest.approx(ref.p_value, rel=1e-12)
     assert big["absolute"]["ci"] == pytest.approx([ref.absolute.ci_lower, ref.absolute.ci_upper])
     assert big["relative"]["estimate"] == pytest.approx(231 / 2100 / 0.09 - 1)
@@ -65,17 +72,15 @@ def test_single_metric_frequentist_matches_the_engine() -> None:
 
 def test_bayesian_and_sequential_outputs() -> None:
     bayes = roundtrip(analyze({**BINOMIAL, "engine": "bayesian"}))
-    ref = bayesian_test(SampleStats.binomial(2000, 180), SampleStats.binomial(2100, 231))
+    ref = bayesian_test(_binomial(2000, 180), _binomial(2100, 231))
     big = bayes["variations"][1]
     assert big["chance_to_beat_control"] == pytest.approx(ref.chance_to_beat_control)
     assert big["risk"] == pytest.approx(
         {"treatment": ref.risk_treatment, "control": ref.risk_control}
     )
-    assert big["relative"]["method"] == "lognormal" and "p_value" not in big
+    assert big["relative"]["method"] == "linear" and "p_value" not in big
     seq = roundtrip(analyze({**BINOMIAL, "sequential": True, "sequential_tuning_n": 8000}))
-    ref_seq = sequential_test(
-        SampleStats.binomial(2000, 180), SampleStats.binomial(2100, 231), tuning_n=8000
-    )
+    ref_seq = sequential_test(_binomial(2000, 180), _binomial(2100, 231), tuning_n=8000)
     assert seq["variations"][1]["p_value"] == pytest.approx(ref_seq.p_value)
     assert seq["sequential_tuning_n"] == 8000
 
@@ -131,7 +136,8 @@ def test_cuped_request_reports_theta_and_adjusted_means() -> None:
         groups.append(CupedStats(600, *s))
         keys = ["sum", "sum_squares", "pre_sum", "pre_sum_squares", "cross_sum"]
         variations.append({"n": 600, **dict(zip(keys, map(float, s), strict=True))})
-    out = roundtrip(analyze({"metric_type": "cuped", "variations": variations}))
+    request = {"metric_type": "cuped", "cuped_theta": "within", "variations": variations}
+    out = roundtrip(analyze(request))
     moments = cuped_moments(groups)
     assert out["theta"] == pytest.approx(0.7, abs=0.05)
     assert out["variations"][1]["adjusted_mean"] == pytest.approx(moments[1].mean)
@@ -227,3 +233,33 @@ def test_nested_errors_use_the_request_key_names() -> None:
     assert _error({"metric_type": "cuped", "variations": cuped}) == (
         "variations[0].cross_sum: is required"
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("binomial_variance", "unbiased"),
+        ("sequential_mixture", "fast"),
+        ("bayesian_relative", "log"),
+        ("cuped_theta", 1),
+    ],
+)
+def test_refinement_options_are_named_and_validated(option: str, value: object) -> None:
+    out = analyze(BINOMIAL)
+    defaults = {
+        "binomial_variance": "population",
+        "sequential_mixture": "howard",
+        "bayesian_relative": "linear",
+        "cuped_theta": "pair",
+    }
+    assert out[option] == defaults[option]  # echoed, with the gbstats-equal default
+    with pytest.raises(StatsInputError, match=rf"^{option}: must be one of"):
+        analyze({**BINOMIAL, option: value})
+
+
+def test_binomial_variance_option_switches_to_the_unbiased_variance() -> None:
+    population = analyze(BINOMIAL)["variations"][1]["absolute"]["se"]
+    sample = analyze({**BINOMIAL, "binomial_variance": "sample"})["variations"][1]["absolute"]
+    ref = frequentist_test(SampleStats.binomial(2000, 180), SampleStats.binomial(2100, 231))
+    assert sample["se"] == pytest.approx(ref.absolute.se, rel=1e-12)
+    assert population < sample["se"]

@@ -41,7 +41,7 @@ def test_hand_checked_binomial_chance_and_risk() -> None:
 
 def test_relative_lift_is_lognormal_and_its_risks_integrate() -> None:
     c, t = Moments(10.0, 0.09, 1000), Moments(10.6, 0.1, 1000)
-    res = bayesian_test(c, t, alpha=0.1).relative
+    res = bayesian_test(c, t, alpha=0.1, relative_scale="lognormal").relative
     mu = math.log(10.6 / 10.0)
     sd = math.sqrt(0.1 / 10.6**2 + 0.09 / 10.0**2)
     assert res.method == "lognormal"
@@ -59,7 +59,9 @@ def test_relative_lift_is_lognormal_and_its_risks_integrate() -> None:
 
 
 def test_negative_means_fall_back_to_the_linear_relative_lift() -> None:
-    res = bayesian_test(Moments(-2.0, 0.04, 500), Moments(-1.8, 0.04, 500))
+    res = bayesian_test(
+        Moments(-2.0, 0.04, 500), Moments(-1.8, 0.04, 500), relative_scale="lognormal"
+    )
     assert res.relative.method == "linear"
     assert res.relative.estimate == pytest.approx(-1.8 / -2.0 - 1)
 
@@ -101,3 +103,15 @@ def test_chance_to_beat_control_is_uniform_under_aa() -> None:
     assert sps.chisquare(deciles).pvalue > 0.01, deciles
     # a "95% chance to win" rule therefore fires ~5% of the time with no effect
     assert np.mean(ctw > 0.95) == pytest.approx(0.05, abs=0.015)
+
+
+def test_default_relative_lift_is_linear_as_gbstats_shows_it() -> None:
+    """Chance to beat control on (t - c)/c, normal with the delta-method variance."""
+    c, t = Moments(10.0, 0.09, 1000), Moments(10.6, 0.1, 1000)
+    res = bayesian_test(c, t).relative
+    sd = math.sqrt(0.1 / 10.0**2 + 10.6**2 * 0.09 / 10.0**4)
+    assert res.method == "linear" and res.estimate == pytest.approx(0.06, rel=1e-12)
+    assert res.sd == pytest.approx(sd, rel=1e-12)
+    assert res.chance_to_beat_control == pytest.approx(sps.norm.cdf(0.06 / sd), rel=1e-12)
+    with pytest.raises(StatsInputError, match=r"^bayesian_relative: "):
+        bayesian_test(c, t, relative_scale="log")

@@ -62,6 +62,9 @@ def _request(draw: st.DrawFn) -> dict[str, Any]:
         "alpha": draw(st.sampled_from([0.01, 0.05, 0.1, 0.2])),
         "metrics": metrics,
     }
+    request["binomial_variance"] = draw(st.sampled_from(["population", "sample"]))
+    if engine == "bayesian":
+        request["bayesian_relative"] = draw(st.sampled_from(["linear", "lognormal"]))
     if engine == "frequentist":
         request["correction"] = draw(st.sampled_from(["none", "holm", "bh", "bonferroni"]))
         if draw(st.booleans()):

@@ -34,7 +34,7 @@ def mixture_likelihood_ratio(d: float, v: float, tau2: float) -> float:
 @pytest.mark.parametrize(("n", "d"), [(400, 0.05), (1000, 0.12), (4000, 0.02), (8000, 0.07)])
 def test_p_value_is_one_over_the_mixture_likelihood_ratio(n: int, d: float) -> None:
     c, t = Moments(1.0, 1.0 / n, n), Moments(1.0 + d, 1.1 / n, n)
-    res = sequential_test(c, t, tuning_n=5000)
+    res = sequential_test(c, t, tuning_n=5000, mixture="optimal")
     v = 2.1 / n
     tau2 = optimal_mixture_ratio(0.05) * v * (2 * n) / 5000  # k = r N / N*, tau^2 = k V
     lr = mixture_likelihood_ratio(d, v, tau2)
@@ -63,7 +63,8 @@ def test_tuning_minimises_the_interval_width_at_the_expected_sample_size() -> No
 
 def test_sequential_intervals_are_wider_than_fixed_horizon_ones() -> None:
     c, t = SampleStats(2500, 2500, 5000), SampleStats(2500, 2600, 5300)
-    fixed, seq = frequentist_test(c, t), sequential_test(c, t, tuning_n=5000)
+    fixed = frequentist_test(c, t)
+    seq = sequential_test(c, t, tuning_n=5000, mixture="optimal")
     assert seq.absolute.estimate == fixed.absolute.estimate
     width = seq.absolute.ci_upper - seq.absolute.ci_lower
     assert width > fixed.absolute.ci_upper - fixed.absolute.ci_lower
@@ -93,7 +94,7 @@ def test_daily_peeking_inflates_fixed_but_not_sequential_error_rate() -> None:
     sims, looks, per_look = 2000, 20, 50
     control, treatment = _daily_looks(np.random.default_rng(30), sims, looks, per_look, 0.0)
     fixed = frequentist_test(control, treatment)
-    seq = sequential_test(control, treatment, tuning_n=2 * looks * per_look)
+    seq = sequential_test(control, treatment, tuning_n=2 * looks * per_look, mixture="optimal")
     final_only = np.mean(fixed.p_value[:, -1] < 0.05)
     fixed_peeking = np.mean((fixed.p_value < 0.05).any(axis=1))
     seq_peeking = np.mean((seq.p_value < 0.05).any(axis=1))
@@ -109,10 +110,24 @@ def test_daily_peeking_inflates_fixed_but_not_sequential_error_rate() -> None:
 def test_sequential_intervals_cover_a_real_effect_at_every_look() -> None:
     sims, looks, per_look, effect = 2000, 20, 50, 0.15
     control, treatment = _daily_looks(np.random.default_rng(31), sims, looks, per_look, effect)
-    seq = sequential_test(control, treatment, tuning_n=2 * looks * per_look)
+    seq = sequential_test(control, treatment, tuning_n=2 * looks * per_look, mixture="optimal")
     covered_always = ((seq.absolute.ci_lower <= effect) & (seq.absolute.ci_upper >= effect)).all(
         axis=1
     )
     assert covered_always.mean() >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / sims)
     # and it has power: most experiments detect the effect by the last look
     assert np.mean(seq.p_value[:, -1] < 0.05) > 0.5
+
+
+def test_default_mixture_is_the_one_step_tuning_gbstats_computes() -> None:
+    """gbstats: rho^2 = (-2 ln a + ln(1 - 2 ln a)) / N*, so k = N rho^2."""
+    c, t = Moments(1.0, 0.002, 800), Moments(1.1, 0.0021, 820)
+    alpha = 0.05
+    k = (-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) * 1620 / 3000
+    z2 = 0.1**2 / 0.0041
+    expected = min(1.0, math.sqrt(1 + k) * math.exp(-z2 * k / (2 * (1 + k))))
+    assert sequential_test(c, t, tuning_n=3000).p_value == pytest.approx(expected, rel=1e-9)
+    optimal = sequential_test(c, t, tuning_n=3000, mixture="optimal").p_value
+    assert optimal != pytest.approx(expected, rel=1e-3)
+    with pytest.raises(StatsInputError, match=r"^sequential_mixture: "):
+        sequential_test(c, t, mixture="fast")

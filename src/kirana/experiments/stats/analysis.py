@@ -12,6 +12,11 @@ Request (a dict, e.g. parsed JSON); every key but ``metric_type`` and ``variatio
       "correction": "none" | "holm" | "bh" | "bonferroni",   # frequentist only
       "weights": [0.5, 0.5],            # configured traffic split, for the SRM check
       "srm_threshold": 0.001,
+      # Kirana's refinements; the defaults (first) give gbstats' (GrowthBook's) numbers:
+      "binomial_variance": "population" | "sample",   # p(1-p) | n/(n-1) p(1-p)
+      "sequential_mixture": "howard" | "optimal",     # tuning constant of the mixture
+      "bayesian_relative": "linear" | "lognormal",    # model of the relative lift
+      "cuped_theta": "pair" | "within",               # theta per comparison | pooled slope
       "prior": {"relative": {"mean": 0, "variance": 0.09},   # bayesian only; on log(1 + lift)
                 "absolute": {"mean": 0, "variance": 4.0}},   # on the difference in means
       "variations": [                   # control first; "name" optional
@@ -34,8 +39,10 @@ Several metrics: put the settings at the top and ``"metrics": [{"name": ..., "me
 
 Result: the settings echoed back, ``comparisons`` (how many were corrected over), and per metric
 ``srm`` and ``variations``. The control entry has ``name``, ``n``, ``mean`` (the ratio for ratio
-metrics; ``adjusted_mean`` too for CUPED, with the metric's ``theta``). Each other variation adds
-``absolute`` and ``relative`` lifts, each with ``estimate``, ``ci`` [lower, upper], and either
+metrics; for CUPED each treatment adds ``adjusted_mean`` and its ``theta``, or with
+``cuped_theta: "within"`` every variation has ``adjusted_mean`` and the metric one
+``theta``). Each other variation adds ``absolute`` and ``relative`` lifts, each with
+``estimate``, ``ci`` [lower, upper], and either
 ``se``, ``p_value``, ``p_value_adjusted``, ``significant`` and, with a correction,
 ``ci_adjusted`` at ``ci_adjusted_alpha`` (frequentist) or ``sd``, ``chance_to_beat_control``
 and ``risk`` {``treatment``, ``control``} (bayesian); at the variation level, frequentist
@@ -55,8 +62,20 @@ from typing import Any
 from kirana.experiments.stats.bayesian import BayesianResult, PosteriorLift, bayesian_test
 from kirana.experiments.stats.corrections import Correction, adjust, comparison_alpha
 from kirana.experiments.stats.frequentist import FrequentistResult, Lift, frequentist_test
-from kirana.experiments.stats.moments import Moments, cuped_moments, moments_of, pooled_theta
-from kirana.experiments.stats.request import AnalysisRequest, MetricRequest, parse_request
+from kirana.experiments.stats.moments import (
+    Moments,
+    binomial_moments,
+    cuped_moments,
+    moments_of,
+    pair_theta,
+    pooled_theta,
+)
+from kirana.experiments.stats.request import (
+    OPTIONS,
+    AnalysisRequest,
+    MetricRequest,
+    parse_request,
+)
 from kirana.experiments.stats.sequential import sequential_test
 from kirana.experiments.stats.srm import srm_test
 from kirana.experiments.stats.sufficient import CupedStats
@@ -108,6 +127,7 @@ class _Comparison:
                 alpha=alpha,
                 absolute_prior=req.absolute_prior,
                 relative_prior=req.relative_prior,
+                relative_scale=req.bayesian_relative,
             )
         if req.sequential:
             return sequential_test(
@@ -116,6 +136,7 @@ class _Comparison:
                 alpha=alpha,
                 tuning_n=req.tuning_n,
                 tuning_alpha=req.alpha,
+                mixture=req.sequential_mixture,
             )
         return frequentist_test(self.control, self.treatment, alpha=alpha)
 
@@ -135,6 +156,39 @@ class _Comparison:
         }
 
 
+def _pairs(
+    req: AnalysisRequest, metric: MetricRequest, out: dict[str, Any]
+) -> tuple[list[tuple[Moments, Moments]], list[dict[str, Any]]]:
+    """(control, treatment) moments per comparison, and extra fields per variation entry.
+
+    CUPED with ``cuped_theta: "pair"`` (gbstats) estimates one theta per comparison, so the
+    control's adjusted mean differs by comparison and only the treatments show theirs.
+    """
+    stats = metric.stats
+    extra: list[dict[str, Any]] = [{} for _ in stats]
+    if metric.metric_type != "cuped":
+        if metric.metric_type == "binomial" and req.binomial_variance == "population":
+            moments = [binomial_moments(s) for s in stats]  # type: ignore[arg-type]
+        else:
+            moments = [moments_of(s) for s in stats]  # type: ignore[arg-type]
+        return [(moments[0], m) for m in moments[1:]], extra
+    groups: list[CupedStats] = list(stats)  # type: ignore[arg-type]
+    if req.cuped_theta == "within":
+        theta = pooled_theta(groups)
+        moments = cuped_moments(groups, theta)
+        out["theta"] = _num(theta)
+        for e, m in zip(extra, moments, strict=True):
+            e["adjusted_mean"] = _num(m.mean)
+        return [(moments[0], m) for m in moments[1:]], extra
+    pairs = []
+    for e, group in zip(extra[1:], groups[1:], strict=True):
+        theta = pair_theta(groups[0], group)
+        control, treatment = cuped_moments([groups[0], group], theta, relative_to_unadjusted=True)
+        e |= {"adjusted_mean": _num(treatment.mean), "theta": _num(theta)}
+        pairs.append((control, treatment))
+    return pairs, extra
+
+
 def _metric(req: AnalysisRequest, metric: MetricRequest) -> tuple[dict, list]:
     srm = srm_test([s.n for s in metric.stats], req.weights, threshold=req.srm_threshold)
     out: dict[str, Any] = {}
@@ -148,24 +202,19 @@ def _metric(req: AnalysisRequest, metric: MetricRequest) -> tuple[dict, list]:
         "observed": list(srm.observed),
         "expected": list(srm.expected),
     }
-    if metric.metric_type == "cuped":
-        groups: list[CupedStats] = list(metric.stats)  # type: ignore[arg-type]
-        theta = pooled_theta(groups)
-        moments = cuped_moments(groups, theta)
-        out["theta"] = _num(theta)
-    else:
-        moments = [moments_of(s) for s in metric.stats]  # type: ignore[arg-type]
+    pairs, extra = _pairs(req, metric, out)
     entries = []
-    for stats, name, m in zip(metric.stats, metric.names, moments, strict=True):
+    for i, (stats, name) in enumerate(zip(metric.stats, metric.names, strict=True)):
         entry: dict[str, Any] = {"name": name, "n": int(stats.n)}
         if isinstance(stats, CupedStats):
-            entry |= {"mean": _num(stats.post_mean), "adjusted_mean": _num(m.mean)}
+            entry["mean"] = _num(stats.post_mean)
         else:
-            entry["mean"] = _num(m.mean)
+            entry["mean"] = _num(pairs[0][0].mean if i == 0 else pairs[i - 1][1].mean)
+        entry |= extra[i]
         entries.append(entry)
     comparisons = []
-    for entry, m in zip(entries[1:], moments[1:], strict=True):
-        comparison = _Comparison(req, moments[0], m)
+    for entry, (control, treatment) in zip(entries[1:], pairs, strict=True):
+        comparison = _Comparison(req, control, treatment)
         entry |= comparison.fields()
         comparisons.append((entry, comparison))
     out["variations"] = entries
@@ -229,6 +278,7 @@ def analyze(request: Mapping[str, Any]) -> dict[str, Any]:
         result |= {"sequential": req.sequential, "correction": req.correction.value}
         if req.sequential:
             result["sequential_tuning_n"] = req.tuning_n
+    result |= {key: getattr(req, key) for key in OPTIONS}
     result["comparisons"] = len(comparisons)
     if req.multi:
         result["metrics"] = metrics

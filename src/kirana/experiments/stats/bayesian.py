@@ -4,10 +4,11 @@ Large-sample experiment estimates are close to Gaussian, so with a normal prior 
 is normal and everything is closed form (no sampling, deterministic, fast):
 
 * absolute lift ``d = m_t - m_c`` with variance ``V``;
-* relative lift on the log scale, ``L = log(m_t / m_c)`` with delta-method variance
-  ``v_t/m_t^2 + v_c/m_c^2``, reported as ``exp(L) - 1`` so the interval is asymmetric and
-  can never go below -100%. If either mean is not positive the log is undefined and the
-  relative lift falls back to the linear delta method (``method == "linear"``).
+* relative lift ``(m_t - m_c)/m_c`` with the delta-method variance, normal (as gbstats, the
+  default); or, with ``relative_scale="lognormal"``, on the log scale, ``L = log(m_t / m_c)``
+  with delta-method variance ``v_t/m_t^2 + v_c/m_c^2``, reported as ``exp(L) - 1`` so the
+  interval is asymmetric and can never go below -100%. If either mean is not positive the log
+  is undefined and the relative lift falls back to the linear delta method.
 
 Prior: ``NormalPrior(mean, variance)`` on the effect (on the log scale for the relative lift);
 the default is flat (``variance = inf``), under which the posterior is the likelihood. The
@@ -154,7 +155,18 @@ _SUMMARY_FIELDS = (
 )
 
 
-def _relative(c: Moments, t: Moments, alpha: float, prior: NormalPrior | None) -> PosteriorLift:
+RELATIVE_SCALES = ("linear", "lognormal")
+"""The relative lift's model: linear delta method (gbstats, the default) or on the log scale."""
+
+
+def _relative(
+    c: Moments, t: Moments, alpha: float, prior: NormalPrior | None, scale: str
+) -> PosteriorLift:
+    if scale not in RELATIVE_SCALES:
+        raise StatsInputError("bayesian_relative", f"must be one of {', '.join(RELATIVE_SCALES)}")
+    if scale == "linear":
+        linear = _normal_summary(*posterior(*relative_lift(c, t), prior), alpha, lognormal=False)
+        return PosteriorLift(**{**linear.__dict__, "method": "linear"})
     log_est, log_var = log_lift(c, t)
     on_log = _normal_summary(*posterior(log_est, log_var, prior), alpha, lognormal=True)
     usable = ~np.isnan(np.asarray(log_est))
@@ -178,11 +190,15 @@ def bayesian_test(
     absolute_prior: NormalPrior | None = None,
     relative_prior: NormalPrior | None = None,
     theta: Real | None = None,
+    relative_scale: str = "linear",
 ) -> BayesianResult:
     """Posterior of the lift of treatment over control, with (1 - alpha) credible intervals.
 
-    ``relative_prior`` is on log(1 + lift): e.g. ``NormalPrior(0, 0.3**2)`` says lifts beyond
-    about +/-45% are a priori unlikely, which tames noisy early reads.
+    ``relative_scale="linear"`` (the default) models the relative lift ``(t - c)/c`` as normal
+    with its delta-method variance, as gbstats does, so the chance to beat control equals
+    GrowthBook's; ``"lognormal"`` models ``log(t/c)`` instead (interval above -100%).
+    ``relative_prior`` is on that scale: e.g. ``NormalPrior(0, 0.3**2)`` on the log scale says
+    lifts beyond about +/-45% are a priori unlikely, which tames noisy early reads.
     """
     alpha = check_alpha(alpha)
     c, t = to_moments(control, treatment, theta)
@@ -193,6 +209,6 @@ def bayesian_test(
         control=c,
         treatment=t,
         absolute=absolute,
-        relative=_relative(c, t, alpha, relative_prior),
+        relative=_relative(c, t, alpha, relative_prior, relative_scale),
         alpha=alpha,
     )

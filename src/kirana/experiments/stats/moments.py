@@ -23,19 +23,32 @@ import numpy as np
 
 from kirana.experiments.stats._numeric import Real, safe_ratio, squeeze, to_real
 from kirana.experiments.stats.errors import StatsInputError
-from kirana.experiments.stats.sufficient import CupedStats, RatioStats, SampleStats
+from kirana.experiments.stats.sufficient import (
+    CupedStats,
+    RatioStats,
+    SampleStats,
+    centred_squares,
+)
 
 
 @dataclass(frozen=True)
 class Moments:
-    """A variation's point estimate, the variance of that estimate, and its sample size."""
+    """A variation's point estimate, the variance of that estimate, and its sample size.
+
+    ``unadjusted_mean`` (default: ``mean``) is what a relative lift is relative to: for CUPED
+    as gbstats computes it, the plain metric mean, so the relative lift is (adjusted difference)
+    / (control's unadjusted mean).
+    """
 
     mean: Real
     mean_variance: Real
     n: Real
+    unadjusted_mean: Real | None = None
 
     def __post_init__(self) -> None:
-        for name in ("mean", "mean_variance", "n"):
+        if self.unadjusted_mean is None:
+            object.__setattr__(self, "unadjusted_mean", self.mean)
+        for name in ("mean", "mean_variance", "n", "unadjusted_mean"):
             object.__setattr__(self, name, to_real(getattr(self, name), name))
         if np.any(np.asarray(self.mean_variance) < 0):
             raise StatsInputError("mean_variance", "must be non-negative")
@@ -46,6 +59,16 @@ Comparable = SampleStats | RatioStats | CupedStats | Moments
 
 def sample_moments(stats: SampleStats) -> Moments:
     return Moments(stats.mean, np.divide(stats.variance, stats.n), stats.n)
+
+
+def binomial_moments(stats: SampleStats) -> Moments:
+    """A 0/1 metric with the population variance ``p(1 - p)`` per unit, as gbstats uses.
+
+    :func:`sample_moments` gives the unbiased ``n/(n-1) p(1-p)`` instead; the two differ by
+    a factor n/(n-1), which only matters for small samples.
+    """
+    p = np.divide(stats.sum, stats.n)
+    return Moments(stats.mean, squeeze(p * (1.0 - p) / stats.n), stats.n)
 
 
 def ratio_moments(stats: RatioStats) -> Moments:
@@ -69,8 +92,34 @@ def pooled_theta(groups: Sequence[CupedStats]) -> Real:
     return squeeze(np.nan_to_num(theta, nan=0.0))
 
 
-def cuped_moments(groups: Sequence[CupedStats], theta: Real | None = None) -> list[Moments]:
-    """Regression-adjusted means for every group, sharing one theta and one pooled pre mean."""
+def pair_theta(control: CupedStats, treatment: CupedStats) -> Real:
+    """CUPED's theta as gbstats estimates it: covariance over variance of the pooled pair.
+
+    The two arms' sums are added and treated as one sample, so the arms' mean difference
+    enters the covariance (unlike :func:`pooled_theta`); each comparison has its own theta.
+    Zero when the pooled covariate or metric has no variance (gbstats then skips CUPED).
+    """
+    n = np.add(control.n, treatment.n)
+    total = {
+        f: np.add(getattr(control, f), getattr(treatment, f))
+        for f in ("post_sum", "post_sum_squares", "pre_sum", "pre_sum_squares", "cross_sum")
+    }
+    syy = centred_squares(n, total["post_sum"], total["post_sum_squares"], "post_sum_squares")
+    sxx = centred_squares(n, total["pre_sum"], total["pre_sum_squares"], "pre_sum_squares")
+    sxy = np.subtract(total["cross_sum"], total["pre_sum"] * total["post_sum"] / n)
+    usable = (np.asarray(sxx) > 0) & (np.asarray(syy) > 0)
+    theta = safe_ratio(np.where(usable, sxy, 0.0), np.where(usable, sxx, 1.0))
+    return squeeze(np.nan_to_num(theta, nan=0.0))
+
+
+def cuped_moments(
+    groups: Sequence[CupedStats], theta: Real | None = None, *, relative_to_unadjusted: bool = False
+) -> list[Moments]:
+    """Regression-adjusted means for every group, sharing one theta and one pooled pre mean.
+
+    With ``relative_to_unadjusted`` (gbstats' definition) a relative lift is taken over the
+    control's plain metric mean; otherwise over its adjusted mean.
+    """
     if theta is None:
         theta = pooled_theta(groups)
     pre_mean = np.divide(sum(g.pre_sum for g in groups), sum(g.n for g in groups))
@@ -79,7 +128,9 @@ def cuped_moments(groups: Sequence[CupedStats], theta: Real | None = None) -> li
         syy, sxx, sxy = g.centred()
         adjusted = g.post_mean - np.multiply(theta, np.subtract(g.pre_mean, pre_mean))
         unit_var = (syy - 2 * np.multiply(theta, sxy) + np.square(theta) * sxx) / (g.n - 1)
-        out.append(Moments(squeeze(adjusted), squeeze(np.maximum(unit_var, 0.0) / g.n), g.n))
+        variance = squeeze(np.maximum(unit_var, 0.0) / g.n)
+        reference = g.post_mean if relative_to_unadjusted else None
+        out.append(Moments(squeeze(adjusted), variance, g.n, reference))
     return out
 
 
@@ -128,12 +179,18 @@ def absolute_lift(c: Moments, t: Moments) -> tuple[Real, Real]:
 
 
 def relative_lift(c: Moments, t: Moments) -> tuple[Real, Real]:
-    """``t/c - 1`` and its delta-method variance ``v_t/m_c^2 + m_t^2 v_c/m_c^4``; NaN if m_c=0."""
-    ratio = safe_ratio(t.mean, c.mean)
+    """``(t - c)/c`` and its delta-method variance ``v_t/m_c^2 + m_t^2 v_c/m_c^4``; NaN if m_c=0.
+
+    The divisor and the ``m`` in the variance are the unadjusted means (equal to the means
+    except for gbstats-style CUPED).
+    """
+    diff, _ = absolute_lift(c, t)
+    lift = safe_ratio(diff, c.unadjusted_mean)
+    ratio = safe_ratio(t.unadjusted_mean, c.unadjusted_mean)
     # (v_t + ratio^2 v_c) / m_c^2: the same formula, but a tiny m_c gives inf rather than 0*inf
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        var = (t.mean_variance + np.square(ratio) * c.mean_variance) / np.square(c.mean)
-    return _defined(_denoise(ratio - 1.0, 1.0), var)
+        var = (t.mean_variance + np.square(ratio) * c.mean_variance) / np.square(c.unadjusted_mean)
+    return _defined(lift, var)
 
 
 def log_lift(c: Moments, t: Moments) -> tuple[Real, Real]:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kirana.experiments.stats.bayesian import NormalPrior
+from kirana.experiments.stats.bayesian import RELATIVE_SCALES, NormalPrior
 from kirana.experiments.stats.corrections import Correction
 from kirana.experiments.stats.errors import StatsInputError
-from kirana.experiments.stats.sequential import DEFAULT_TUNING_N
+from kirana.experiments.stats.sequential import DEFAULT_TUNING_N, MIXTURES
 from kirana.experiments.stats.srm import DEFAULT_SRM_THRESHOLD
 from kirana.experiments.stats.sufficient import CupedStats, RatioStats, SampleStats
 
@@ -41,9 +41,17 @@ VARIATION_FIELDS: dict[str, dict[str, str]] = {
     },
 }
 _CLASSES = {"mean": SampleStats, "binomial": SampleStats, "ratio": RatioStats, "cuped": CupedStats}
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "binomial_variance": ("population", "sample"),
+    "sequential_mixture": MIXTURES,
+    "bayesian_relative": RELATIVE_SCALES,
+    "cuped_theta": ("pair", "within"),
+}
+"""Kirana's named refinements; the first choice of each is the default and equals gbstats."""
 SETTINGS_KEYS = frozenset(
     {"engine", "sequential", "sequential_tuning_n", "alpha", "weights", "correction"}
     | {"srm_threshold", "prior"}
+    | set(OPTIONS)
 )
 METRIC_KEYS = frozenset({"name", "metric_type", "variations"})
 ENGINES = ("frequentist", "bayesian")
@@ -72,6 +80,10 @@ class AnalysisRequest:
     relative_prior: NormalPrior | None
     metrics: tuple[MetricRequest, ...]
     multi: bool
+    binomial_variance: str = "population"
+    sequential_mixture: str = "howard"
+    bayesian_relative: str = "linear"
+    cuped_theta: str = "pair"
 
 
 def _unknown(obj: Mapping[str, Any], allowed: frozenset[str] | set[str], where: str) -> None:
@@ -224,4 +236,5 @@ def parse_request(request: Any) -> AnalysisRequest:
         relative_prior=_prior((prior or {}).get("relative"), "prior.relative"),
         metrics=tuple(metrics),
         multi=multi,
+        **{key: _choice(request.get(key, opts[0]), key, opts) for key, opts in OPTIONS.items()},
     )

@@ -19,8 +19,9 @@ sequence, {d0 : L < 1/alpha}, is::
 
 Tuning: tau^2 is set as a multiple of the per-unit variance, tau^2 = r * s^2 / N*, where N* is
 the total sample size (control + treatment) expected at the decision. Then k = r * N / N*.
-Minimising the half-width at N = N* over r gives ``r = log(1 + r) - 2 log(alpha)``, which we
-solve by fixed-point iteration (Howard et al. quote the one-step approximation). The plug-in
+Minimising the half-width at N = N* over r gives ``r = log(1 + r) - 2 log(alpha)``. By default
+r is Howard et al.'s one-step approximation of that, as gbstats computes it, so the numbers
+equal GrowthBook's; ``mixture="optimal"`` solves it exactly by fixed-point iteration. The plug-in
 variance makes the guarantee asymptotic rather than exact, as in both products above.
 """
 
@@ -39,6 +40,11 @@ DEFAULT_TUNING_N = 5000
 """Expected total units (control + treatment) at the decision, if the caller gives none."""
 
 
+MIXTURES = ("howard", "optimal")
+"""How tau^2 is tuned: Howard et al.'s one-step approximation (what gbstats uses, the default)
+or the exact width-minimising fixed point."""
+
+
 def optimal_mixture_ratio(alpha: float) -> float:
     """r = tau^2 / V at the target sample size minimising the interval width there."""
     alpha = check_alpha(alpha)
@@ -52,11 +58,24 @@ def optimal_mixture_ratio(alpha: float) -> float:
     return r
 
 
-def mixture_k(n_total: Real, tuning_n: float, alpha: float) -> Real:
+def howard_mixture_ratio(alpha: float) -> float:
+    """One fixed-point step from r = -2 ln(alpha): ``-2 ln a + ln(1 - 2 ln a)``.
+
+    This is the tuning constant gbstats (GrowthBook) computes, as ``rho^2 * N*``; it is within
+    5% of :func:`optimal_mixture_ratio` and makes Kirana's sequential numbers equal GrowthBook's.
+    """
+    c = -2.0 * math.log(check_alpha(alpha))
+    return c + math.log1p(c)
+
+
+def mixture_k(n_total: Real, tuning_n: float, alpha: float, mixture: str = "howard") -> Real:
     """k = tau^2 / V at the current total sample size."""
     if not tuning_n > 0:
         raise StatsInputError("sequential_tuning_n", "must be a positive number")
-    return squeeze(optimal_mixture_ratio(alpha) * np.asarray(n_total, dtype=float) / tuning_n)
+    if mixture not in MIXTURES:
+        raise StatsInputError("sequential_mixture", f"must be one of {', '.join(MIXTURES)}")
+    ratio = howard_mixture_ratio(alpha) if mixture == "howard" else optimal_mixture_ratio(alpha)
+    return squeeze(ratio * np.asarray(n_total, dtype=float) / tuning_n)
 
 
 def always_valid_p(z: Real, k: Real) -> Real:
@@ -92,6 +111,7 @@ def sequential_test(
     tuning_n: float = DEFAULT_TUNING_N,
     theta: Real | None = None,
     tuning_alpha: float | None = None,
+    mixture: str = "howard",
 ) -> FrequentistResult:
     """Always-valid test of treatment against control, safe to run after every new day of data.
 
@@ -100,12 +120,13 @@ def sequential_test(
     ``tuning_alpha`` (default ``alpha``) is the level the mixture was tuned for; keep it at the
     experiment's alpha when asking for the interval at another level (a multiple-comparison
     corrected one), so that the interval and the p-value come from the same martingale.
+    ``mixture`` picks the tuning constant (:data:`MIXTURES`).
     """
     alpha = check_alpha(alpha)
     tuning_alpha = alpha if tuning_alpha is None else check_alpha(tuning_alpha, "alpha")
     tuning_n = float(to_real(tuning_n, "sequential_tuning_n"))
     c, t = to_moments(control, treatment, theta)
-    k = mixture_k(np.add(c.n, t.n), tuning_n, tuning_alpha)
+    k = mixture_k(np.add(c.n, t.n), tuning_n, tuning_alpha, mixture)
     return FrequentistResult(
         control=c,
         treatment=t,
