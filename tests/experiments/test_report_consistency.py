@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kirana.console import charts
 from kirana.experiments.metrics import parse_metric
-from kirana.experiments.plots import _colour
+from kirana.experiments.plots import _colour, _interval_label
 from kirana.experiments.reports import summary_row
 from kirana.experiments.stats import analyze
 
@@ -141,3 +142,18 @@ def test_the_44_user_case_no_longer_calls_a_winner_on_an_interval_through_zero()
     assert row["relative_lift"] > 3 and lo < 0 < hi
     assert row["p_value_adjusted"] >= 0.05 and row["verdict"] == "inconclusive"
     assert variation["significant"] is True  # the absolute test: a different scale
+
+
+@pytest.mark.parametrize(
+    ("settings", "label"),
+    [
+        ({"engine": "bayesian", "alpha": 0.05}, "95% credible intervals"),
+        ({"engine": "frequentist", "alpha": 0.1, "correction": "none"}, "90% confidence intervals"),
+        (
+            {"engine": "frequentist", "alpha": 0.05, "correction": "holm"},
+            "95% confidence intervals, holm-corrected",
+        ),
+    ],
+)
+def test_chart_title_names_the_intervals_it_draws(settings: dict, label: str) -> None:
+    assert _interval_label({"settings": settings}) == label

@@ -72,11 +72,21 @@ def lift_png(report: dict[str, Any], metric: str | None = None) -> bytes:
     plt = _pyplot()
     rows = [r for r in report["summary"] if metric is None or r["metric"] == metric]
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * max(len(rows), 1)))
-    engine = report["settings"]["engine"]
-    level = round((1 - report["settings"]["alpha"]) * 100)
-    kind = "credible" if engine == "bayesian" else "confidence"
-    _draw_lift(ax, rows, f"{report['experiment']}: lift with {level}% {kind} intervals")
+    _draw_lift(ax, rows, f"{report['experiment']}: lift with {_interval_label(report)}")
     return _png(fig)
+
+
+def _interval_label(report: dict[str, Any]) -> str:
+    """What the drawn intervals are: with a correction each row's is at its corrected level
+    (the one its verdict used), so the title says so rather than quoting the plain level."""
+    settings = report["settings"]
+    level = round((1 - settings["alpha"]) * 100)
+    if settings["engine"] == "bayesian":
+        return f"{level}% credible intervals"
+    correction = settings.get("correction", "none")
+    if correction != "none":
+        return f"{level}% confidence intervals, {correction}-corrected"
+    return f"{level}% confidence intervals"
 
 
 def _draw_cumulative(ax: Any, report: dict[str, Any], metric: str, title: str) -> None:
@@ -131,8 +141,7 @@ def metric_png(report: dict[str, Any], metric: str) -> bytes:
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(8, 6.5), gridspec_kw={"height_ratios": [1, 2.2]}
     )
-    level = round((1 - report["settings"]["alpha"]) * 100)
-    _draw_lift(top, rows, f"{report['experiment']}: {metric} (lift, {level}% interval)")
+    _draw_lift(top, rows, f"{report['experiment']}: {metric} (lift, {_interval_label(report)})")
     _draw_cumulative(bottom, report, metric, "")
     fig.tight_layout()
     return _png(fig)
