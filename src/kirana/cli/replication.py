@@ -175,6 +175,34 @@ def add_mysql(
     )
 
 
+@sources_app.command("add-table")
+def add_table(
+    name: Annotated[str, typer.Argument(help="The PostgreSQL or MySQL source.")],
+    table: TableOpt,
+    key: KeyOpt = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add tables to a source. PostgreSQL copies only them on the next sync (the other
+    tables go on streaming); MySQL needs `sync --resnapshot` for their existing rows."""
+    import json
+
+    from kirana.replication.checks import check_tables
+    from kirana.replication.specs import parse_source_config
+    from kirana.replication.state import SourceNotFound
+
+    tables = _tables(table, key)
+    _, state = _state(data_dir)
+    try:
+        current = json.loads(state.get(name).model_dump_json())
+        if current.get("kind") != "files":  # refuse a keyless table before saving
+            check_tables(parse_source_config({**current, "tables": current["tables"] + tables}))
+        config = state.add_tables(name, tables)
+    except (SourceNotFound, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    names = ", ".join(t["name"] for t in tables)
+    typer.echo(f"added {names} to {config.name!r}; `kirana sources sync {name}` copies them")
+
+
 class FileFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"

@@ -191,10 +191,43 @@ class PostgresSource:
             tables=self._copy_tables(snapshot_name, position),
         )
 
+    def snapshot_tables(self, tables: list[str]) -> Snapshot:
+        """Copy only ``tables`` (added to a streaming source), the others go on streaming.
+
+        The tables are already in the publication (``_ensure_publication``), so the
+        main slot sends their changes from there on. A *temporary* slot exported
+        the snapshot they are copied on; its consistent point is the copies'
+        position (their Delta ``txn`` version), so each new table drops the
+        streamed changes the copy already holds and applies the later ones. A crash
+        mid-copy leaves the table without a ``txn`` version, and the next run copies
+        it again on a fresh snapshot; the temporary slot vanishes with the session.
+        """
+        import psycopg2
+        from psycopg2.extras import LogicalReplicationConnection
+
+        repl = psycopg2.connect(
+            self.config.dsn,
+            connection_factory=LogicalReplicationConnection,
+            options=SESSION_OPTIONS,
+        )
+        cur = repl.cursor()
+        cur.execute(
+            f"CREATE_REPLICATION_SLOT {quote(self.slot + '_adding')} TEMPORARY LOGICAL pgoutput"
+            " EXPORT_SNAPSHOT"
+        )
+        _, consistent_point, snapshot_name, _ = cur.fetchone()
+        position = pgoutput.parse_lsn(consistent_point)
+        return Snapshot(
+            position=position,
+            checkpoint={},
+            tables=self._copy_tables(snapshot_name, position, set(tables), repl),
+        )
+
     def _copy_tables(
-        self, snapshot_name: str, position: int
+        self, snapshot_name: str, position: int, only: set[str] | None = None, exporter=None
     ) -> Iterator[tuple[str, pa.RecordBatchReader]]:
-        """Copy each table inside one transaction on the slot's exported snapshot."""
+        """Copy each table (or those in ``only``) in one transaction on the exported snapshot;
+        ``exporter``, the connection that exported it, is closed at the end."""
         import psycopg2
 
         conn = psycopg2.connect(self.config.dsn, options=SESSION_OPTIONS)
@@ -203,10 +236,13 @@ class PostgresSource:
                 cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_name,))
                 for (schema, name), lake in self._by_source.items():
-                    yield lake, self._copy_one(cur, schema, name, position)
+                    if only is None or lake in only:
+                        yield lake, self._copy_one(cur, schema, name, position)
             conn.rollback()
         finally:
             conn.close()
+            if exporter is not None:
+                exporter.close()
 
     def _copy_one(self, cur, schema: str, name: str, position: int) -> pa.RecordBatchReader:
         cur.execute(

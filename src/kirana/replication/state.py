@@ -127,6 +127,26 @@ class ReplicationState:
             )
             conn.execute("INSERT OR REPLACE INTO progress (name) VALUES (?)", (config.name,))
 
+    def add_tables(self, name: str, tables: list[dict[str, Any]]) -> AnyConfig:
+        """Add tables to a database source; the next sync copies only them (PostgreSQL)."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT config FROM sources WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise SourceNotFound(f"no replication source named {name!r}")
+            definition = json.loads(row[0])
+            if definition["kind"] == "files":
+                raise ValueError(f"source {name!r} is a folder of files: it has one table")
+            have = {t["name"] for t in definition["tables"]}
+            again = sorted(have & {t["name"] for t in tables})
+            if again:
+                raise ValueError(f"source {name!r} already replicates {again}")
+            definition["tables"] = [*definition["tables"], *tables]
+            config = parse_source_config(definition)
+            conn.execute(
+                "UPDATE sources SET config = ? WHERE name = ?", (config.model_dump_json(), name)
+            )
+            return config
+
     def remove(self, name: str) -> None:
         with self._tx() as conn:
             if not conn.execute("DELETE FROM sources WHERE name = ?", (name,)).rowcount:

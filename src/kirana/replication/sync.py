@@ -133,6 +133,8 @@ class Replicator:
                     self._snapshot(source, sinks, report)
                     if on_batch:
                         on_batch(report)
+                else:
+                    self._snapshot_added(source, sinks, report)
                 while not (stop is not None and stop.is_set()):
                     if max_seconds is not None and time.monotonic() - started > max_seconds:
                         break
@@ -182,6 +184,29 @@ class Replicator:
             None,
             snapshot_done=True,
         )
+
+    def _snapshot_added(
+        self, source: ReplicationSource, sinks: dict[str, ReplicatedTable], report: SyncReport
+    ) -> None:
+        """Copy tables added to a streaming source (no ``txn`` version yet), only them.
+
+        The checkpoint does not move: the other tables go on streaming from it.
+        """
+        copy = getattr(source, "snapshot_tables", None)
+        added = [name for name, sink in sinks.items() if sink.applied_position() is None]
+        if copy is None or not added:
+            return
+        snapshot = copy(added)
+        try:
+            for table, rows in snapshot.tables:
+                written = sinks[table].replace(rows, snapshot.position)
+                report.snapshot_rows += written
+                report.tables[table] = report.tables.get(table, 0) + written
+                log.info("replication %s: added table %s: %d rows", source.name, table, written)
+        finally:
+            close = getattr(snapshot.tables, "close", None)
+            if close is not None:
+                close()
 
     def _apply(
         self,
