@@ -153,6 +153,12 @@ def test_overall_results_equal_the_engine_on_directly_computed_sums() -> None:
     assert last["variations"]["treatment"]["relative"]["ci"] == pytest.approx(
         treat["relative"]["ci"], rel=1e-9
     )
+    for arm, entry in zip(("control", "treatment"), single["variations"], strict=True):
+        # plain means for every arm, CUPED's adjusted one only beside it (never mixed)
+        assert last["variations"][arm]["mean"] == pytest.approx(entry["mean"], rel=1e-9)
+    assert last["variations"]["treatment"]["adjusted_mean"] == pytest.approx(
+        treat["adjusted_mean"], rel=1e-9
+    )
     counts = [p["users"]["treatment"] for p in report["cumulative"]["buy"]]
     assert counts == sorted(counts) and counts[-1] == int((variation == "treatment").sum())
     ios = report["dimensions"]["platform"]["ios"]["users"]

@@ -141,7 +141,11 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
     """The per-variation numbers a chart needs, from one metric's analyze() result."""
     out: dict[str, Any] = {}
     for v in result["variations"]:
-        item: dict[str, Any] = {"n": v["n"], "mean": v.get("adjusted_mean", v["mean"])}
+        # the plain mean for every arm; CUPED's adjusted mean beside it where there is one
+        # (per comparison, only treatments have one), never mixed into the same series
+        item: dict[str, Any] = {"n": v["n"], "mean": v["mean"]}
+        if "adjusted_mean" in v:
+            item["adjusted_mean"] = v["adjusted_mean"]
         for scale in ("absolute", "relative"):
             if scale in v:
                 item[scale] = {"estimate": v[scale]["estimate"], "ci": v[scale]["ci"]}
