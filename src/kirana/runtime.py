@@ -217,7 +217,11 @@ class Platform:
         else:
             event_log = open_log(settings)
         profile_reader = open_profile_store(settings)
-        suppression = SuppressionList(profile_reader.suppressed, identity_rules(settings))
+        suppression = SuppressionList(
+            profile_reader.suppressed,
+            identity_rules(settings),
+            version=profile_reader.suppression_version,
+        )
         collector = None
         if role in ("all", "api"):
             collector = Collector(
@@ -542,4 +546,5 @@ class Platform:
                 log.exception("closing %r failed", close)
         self.log.close()
         self.store.close()
+        self.suppression.close()  # its periodic check reads through self.profiles
         self.profiles.close()

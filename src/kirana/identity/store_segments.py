@@ -75,6 +75,10 @@ class Definition:
     updated_at: datetime
 
 
+#: profile_settings key of the counter ``suppress`` bumps (read by every process's list)
+SUPPRESSION_VERSION = "suppression_version"
+
+
 def identifier_digest(value: str) -> str:
     """How suppressed identifiers are stored and compared."""
     return hashlib.sha256(value.encode()).hexdigest()
@@ -277,11 +281,24 @@ class SegmentTablesMixin:
     # -- privacy -------------------------------------------------------------------
 
     def suppress(self, identities: Sequence[tuple[str, str]]) -> None:
-        """Remember erased identifiers by digest only: suppression must not keep the person."""
-        self._many(
-            "INSERT INTO suppressed_identities VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(t, identifier_digest(v), _now()) for t, v in identities],
-        )
+        """Remember erased identifiers by digest only: suppression must not keep the person.
+
+        Bumps the suppression version in the same transaction, so every process's list
+        (``privacy.suppression``) sees a change with one point read instead of the list."""
+        with self.transaction():
+            self._many(
+                "INSERT INTO suppressed_identities VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(t, identifier_digest(v), _now()) for t, v in identities],
+            )
+            self._exec(
+                "INSERT INTO profile_settings VALUES (?, '1') ON CONFLICT (key) DO UPDATE "
+                "SET value = CAST(CAST(profile_settings.value AS INTEGER) + 1 AS TEXT)",
+                (SUPPRESSION_VERSION,),
+            )
+
+    def suppression_version(self) -> str | None:
+        """A token that changes whenever the suppressed identifiers do (None: none yet)."""
+        return self.get_setting(SUPPRESSION_VERSION)
 
     def suppressed(self) -> set[tuple[str, str]]:
         """(type, digest) pairs of suppressed identifiers."""

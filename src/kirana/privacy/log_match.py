@@ -1,11 +1,13 @@
 """Which event-log records concern the people being erased.
 
-An accepted event (``E``) concerns them when any identifier the identity rules find in it
-(``identity.rules.identifiers``: user and anonymous ids, an alias's previous id, e-mail,
-phone and configured trait ids in traits or ``context.traits``, the device id) has one of
-their values, whatever its type. A quarantined event (``Q``) was refused, maybe before its
-identifiers could be read, so it concerns them when its raw text is readable and names them
-that way, or when the text quotes one of their values anywhere.
+An accepted event (``E``) concerns them when it is theirs: when its strongest identifier
+by the identity rules' priority (``privacy.suppression.event_owner``, the identifier the
+identity engine resolves the event by) is one of their identities. Someone else's event
+that merely carries one of their identifiers (a shared device's id, an alias's previous
+id) is not redacted. A quarantined event (``Q``) was refused, maybe before its
+identifiers could be read: when its raw text is readable and carries identifiers, the
+same rule decides; when it is unreadable or carries none, it concerns them when the text
+quotes one of their values anywhere.
 
 Decoding each record and intersecting sets costs the same for one person as for a batch of
 thousands, so a batch erasure reads the log once.
@@ -18,13 +20,14 @@ import re
 from collections.abc import Callable, Iterable
 
 from kirana.eventlog.records import EVENT, QUARANTINE
-from kirana.identity.rules import Identifier, IdentityRules, identifiers
-from kirana.privacy.suppression import readable_event
+from kirana.identity.rules import Identifier, IdentityRules
+from kirana.privacy.suppression import event_owner, readable_event
 
 
 def log_matcher(identities: Iterable[Identifier], rules: IdentityRules) -> Callable[[bytes], bool]:
     """A predicate over log payloads: does this record concern one of the people?"""
-    values = {v for _, v in identities}
+    people = set(identities)
+    values = {v for _, v in people}
     if not values:
         return lambda payload: False
     # a value as JSON writes it in the record, and inside ``raw`` (itself a JSON string)
@@ -33,18 +36,15 @@ def log_matcher(identities: Iterable[Identifier], rules: IdentityRules) -> Calla
     }
     mentions = re.compile("|".join(re.escape(q) for q in sorted(quoted)).encode())
 
-    def names_them(event: dict) -> bool:
-        found, _ = identifiers(event, rules)
-        return any(v in values for _, v in found)
-
     def matches(payload: bytes) -> bool:
         kind = payload[:1]
         if kind == EVENT:
-            return names_them(dict(readable_event(payload[1:])))
+            return event_owner(readable_event(payload[1:]), rules) in people
         if kind == QUARANTINE:
             raw = readable_event(payload[1:]).get("raw")
-            if isinstance(raw, str) and names_them(dict(readable_event(raw))):
-                return True
+            owner = event_owner(readable_event(raw), rules) if isinstance(raw, str) else None
+            if owner is not None:
+                return owner in people
             return mentions.search(payload) is not None
         return False
 
