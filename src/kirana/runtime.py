@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from kirana.collect.service import Collector
+from kirana.collect.service import MAX_BATCH_BYTES, Collector
 from kirana.config import Settings
 from kirana.consumers.profiles import ProfileConsumer
 from kirana.consumers.quarantine import QuarantineConsumer
@@ -45,6 +45,20 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _SERVICE_LOCK = threading.RLock()
+
+
+def _parts(records: list[bytes], max_bytes: int) -> list[list[bytes]]:
+    """``records`` in order, split into runs of at most ``max_bytes`` (or one record)."""
+    parts: list[list[bytes]] = [[]]
+    size = 0
+    for record in records:
+        if parts[-1] and size + len(record) > max_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(record)
+        size += len(record)
+    return parts
+
 
 #: Subsystems that plug into the platform. Each names a module with
 #: ``attach(platform: Platform) -> None``, which registers the module's log
@@ -503,10 +517,13 @@ class Platform:
             if not kept:
                 return
             records = [event_record(e) for e in kept]
-            if self.channel is not None:  # a worker: the API process owns the log's writer
-                self.channel.call("emit", records, timeout=None)  # and judges them again
-            else:
-                self.log.append_sync(records)
+            # appends no larger than a tracking request's: one append is one JetStream
+            # message (log.backend = "nats"); a retried run re-emits the same messageIds
+            for part in _parts(records, MAX_BATCH_BYTES):
+                if self.channel is not None:  # a worker: the API process owns the writer
+                    self.channel.call("emit", part, timeout=None)  # and judges them again
+                else:
+                    self.log.append_sync(part)
 
     def refresh_segments(self, full: bool = False) -> RefreshReport:
         """Recompute computed traits and audiences (one run at a time, own connection)."""

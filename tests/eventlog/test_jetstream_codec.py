@@ -1,25 +1,28 @@
-"""The JetStream log's record packing and offset scheme (pure)."""
+"""The JetStream log's message bodies and offset scheme (pure)."""
 
 from __future__ import annotations
 
-import itertools
+import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kirana.eventlog.framing import HEADER_SIZE
+from kirana.collect.service import MAX_EVENT_BYTES
+from kirana.eventlog.framing import HEADER, MAX_PAYLOAD, scan
 from kirana.eventlog.jetstream import safe_url, server_urls
 from kirana.eventlog.jetstream_codec import (
     INDEX_BITS,
-    chunks,
+    MAGIC,
+    MAX_RECORDS_PER_MESSAGE,
+    decode,
+    encode,
     offset_of,
     pack,
     redacted,
     split_offset,
-    unpack,
 )
-from kirana.eventlog.protocol import REDACTED, LogUnavailable
+from kirana.eventlog.protocol import REDACTED, AppendTooLarge, LogUnavailable
 
 payload_lists = st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=60)
 
@@ -32,31 +35,67 @@ def test_offsets_split_back_and_order_like_sequence_then_index(sequence: int, in
     assert offset_of(sequence, index) >= offset_of(sequence)
 
 
-@given(payload_lists, st.integers(400, 4000))
-def test_chunks_keep_order_and_fit_the_servers_payload_limit(
-    payloads: list[bytes], limit: int
+def records_of(sizes: list[int], seed: int, repetitive: bool) -> list[bytes]:
+    """Records of these sizes: random bytes (incompressible) or JSON-like repeats."""
+    rng = random.Random(seed)
+    if repetitive:
+        return [
+            (b'E{"type":"track","n":%d}' % i * (size // 20 + 1))[:size]
+            for i, size in enumerate(sizes)
+        ]
+    return [b"E" + rng.randbytes(size - 1) for size in sizes]
+
+
+# up to the collector's limits: a 500 KB request of events of up to 32 KB, each 1-4x
+# its JSON once normalised
+record_sizes = st.lists(st.integers(1, 4 * MAX_EVENT_BYTES), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(record_sizes, st.integers(0, 2**32), st.booleans())
+def test_an_append_is_one_body_that_decodes_to_the_same_records_or_is_refused(
+    sizes: list[int], seed: int, repetitive: bool
 ) -> None:
-    groups = chunks(payloads, limit)
-    assert [p for g in groups for p in g] == payloads
-    assert all(len(pack(g)) <= limit for g in groups)
-    # greedy: a group ends only where the next record would not have fitted
-    for group, following in itertools.pairwise(groups):
-        assert len(pack(group)) + HEADER_SIZE + len(following[0]) > limit
-    for group in groups:
-        assert unpack(pack(group), 1) == group
+    records = records_of(sizes, seed, repetitive)
+    limit = 1024 * 1024 - 512  # NATS's default max_payload less the header room
+    try:
+        body = encode(records, limit)
+    except AppendTooLarge as exc:
+        assert "max_payload" in str(exc)
+        assert not repetitive and sum(sizes) > limit // 2  # only incompressible bulk
+        return
+    assert body.startswith(MAGIC) and len(body) <= limit
+    assert decode(body, 1) == records
 
 
-def test_a_record_larger_than_a_message_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="max_payload"):
-        chunks([b"x" * 2000], 1000)
+@settings(max_examples=30, deadline=None)
+@given(payload_lists)
+def test_bodies_written_before_compression_still_decode(payloads: list[bytes]) -> None:
+    assert decode(pack(payloads), 1) == payloads  # plain frames: the earlier format
 
 
-def test_a_damaged_message_is_an_error_not_fewer_records() -> None:
-    body = pack([b"Eone", b"Etwo"])
+def test_magic_can_never_be_read_as_a_frame_of_the_plain_format() -> None:
+    length, _ = HEADER.unpack_from(MAGIC + bytes(4))
+    assert length > MAX_PAYLOAD
+    assert scan(MAGIC + bytes(64)).frames == []
+
+
+def test_an_append_that_cannot_be_one_message_is_refused_by_name() -> None:
+    incompressible = [random.Random(1).randbytes(3000)]
+    with pytest.raises(AppendTooLarge, match=r"max_payload \(1000 bytes"):
+        encode(incompressible, 1000)
+    with pytest.raises(AppendTooLarge, match="records per append"):
+        encode([b"E"] * (MAX_RECORDS_PER_MESSAGE + 1), 10**9)
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_damaged_message_is_an_error_not_fewer_records(compressed: bool) -> None:
+    records = [b"Eone", b"Etwo"]
+    body = encode(records, 10_000) if compressed else pack(records)
     with pytest.raises(LogUnavailable, match="message 7 is corrupt"):
-        unpack(body[:-1], 7)
-    with pytest.raises(LogUnavailable):
-        unpack(body[:-1] + b"X", 7)
+        decode(body[:-1], 7)
+    with pytest.raises(LogUnavailable, match="message 7 is corrupt"):
+        decode(body[:-1] + bytes([body[-1] ^ 0xFF]), 7)
 
 
 @given(st.lists(st.sampled_from([b"Eme", b"Eother", b"D", b"Qme"]), max_size=30))

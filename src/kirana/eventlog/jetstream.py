@@ -4,12 +4,14 @@ The same :class:`kirana.eventlog.protocol.EventLog` as the segment files, so con
 the lake loader and erasure do not know which one runs (docs/decisions.md, "The event
 log on NATS JetStream"):
 
-* **Appends.** One ``append`` is one message (:mod:`kirana.eventlog.jetstream_codec`)
-  published with a ``Nats-Msg-Id``; the call returns only after JetStream's publish ack
-  (file storage, ``log.nats_replicas`` copies). A publish whose ack does not come is
-  retried with the *same* id, so the stream's duplicate window stores it once; a client
-  retrying a whole request gets a new id and the lake's messageId index drops the
-  repeats.
+* **Appends.** One ``append`` is one compressed message
+  (:mod:`kirana.eventlog.jetstream_codec`), so it is stored whole or not at all; one
+  that does not fit the server's ``max_payload`` raises :class:`AppendTooLarge` before
+  anything is published. It carries a ``Nats-Msg-Id``; the call returns only after
+  JetStream's publish ack (file storage, ``log.nats_replicas`` copies). A publish whose
+  ack does not come is retried with the *same* id, so the stream's duplicate window
+  stores it once; a client retrying a whole request gets a new id and the lake's
+  messageId index drops the repeats.
 * **Reads** use batched direct gets from a sequence, in stream order, any process.
   Consumers keep their own committed positions (the Delta ``txn``, SQLite), written
   atomically with their output, so no JetStream consumer objects are involved.
@@ -54,8 +56,14 @@ except ModuleNotFoundError as missing:  # an optional dependency: the ``nats`` e
         "(uv sync --extra nats)"
     ) from missing
 
-from kirana.eventlog.jetstream_codec import chunks, offset_of, pack, redacted, split_offset, unpack
-from kirana.eventlog.protocol import LogBusy, LogRecord, LogUnavailable, ReadResult
+from kirana.eventlog.jetstream_codec import decode, encode, offset_of, pack, redacted, split_offset
+from kirana.eventlog.protocol import (
+    AppendTooLarge,
+    LogBusy,
+    LogRecord,
+    LogUnavailable,
+    ReadResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +204,6 @@ class JetStreamEventLog:
                     allow_direct=True,
                 )
             )
-            self._max_body = self._nc.max_payload - _HEADER_ROOM
             await self._nc.subscribe(self._notices, cb=self._on_notice)
             self._known_last = (await self._bounds())[1]
         except Exception as exc:  # e.g. a cluster still electing its JetStream leader
@@ -242,18 +249,17 @@ class JetStreamEventLog:
     async def _append(self, payloads: Sequence[bytes]) -> list[int]:
         if self._closed:
             raise LogUnavailable("event log is closed")
+        if not payloads:
+            return []
+        # one message or nothing: AppendTooLarge here, before anything is published
+        body = encode(payloads, self._nc.max_payload - _HEADER_ROOM)
         size = sum(len(p) for p in payloads)
         self._pending += size
         try:
-            offsets: list[int] = []
-            append_id = uuid.uuid4().hex
-            # in order: a multi-message append keeps its records' order in the stream
-            for number, group in enumerate(chunks(payloads, self._max_body)):
-                sequence = await self._publish(pack(group), f"{append_id}-{number}")
-                offsets.extend(offset_of(sequence, i) for i in range(len(group)))
-            return offsets
+            sequence = await self._publish(body, uuid.uuid4().hex)
         finally:
             self._pending -= size
+        return [offset_of(sequence, i) for i in range(len(payloads))]
 
     async def _publish(self, body: bytes, message_id: str) -> int:
         """Publish until JetStream acknowledges; the same id on every attempt, so a
@@ -411,13 +417,13 @@ class JetStreamEventLog:
                 for missing in sorted(s for s in replaced if expected <= s < stored):
                     messages.append(await self._replacement(missing, replaced[missing]))
             if body is not None:
-                messages.append(_Message(stored, unpack(body, stored)))
+                messages.append(_Message(stored, decode(body, stored)))
             expected = stored + 1
         return messages, exhausted
 
     async def _replacement(self, sequence: int, subject: str) -> _Message:
         msg = await self._js.get_last_msg(self.redacted_stream, subject, direct=True)
-        return _Message(sequence, unpack(msg.data or b"", sequence), msg.seq)
+        return _Message(sequence, decode(msg.data or b"", sequence), msg.seq)
 
     async def _direct_batch(self, sequence: int) -> tuple[list[tuple[int, bytes]], bool]:
         """A batched direct get (NATS server 2.11 or newer): stored messages from
@@ -529,7 +535,11 @@ class JetStreamEventLog:
     async def _republish(self, message: _Message, records: list[bytes]) -> None:
         subject = f"{self.subject}.redacted.{message.sequence}"
         try:
-            ack = await self._js.publish(subject, pack(records), timeout=self._ack_timeout)
+            try:
+                body = encode(records, self._nc.max_payload - _HEADER_ROOM)
+            except AppendTooLarge:  # an old plain body of incompressible records
+                body = pack(records)  # tombstones are shorter: fits where the original did
+            ack = await self._js.publish(subject, body, timeout=self._ack_timeout)
             if message.replacement_sequence is None:
                 await self._js.delete_msg(self.stream, message.sequence)
             else:

@@ -26,6 +26,11 @@ class LogBusy(LogUnavailable):
     did not come in time): nothing of the append was acknowledged, retry shortly (429)."""
 
 
+class AppendTooLarge(LogUnavailable):
+    """One append is more than the log can store as a unit (JetStream: one message
+    within the server's ``max_payload``): refused before anything was stored (413)."""
+
+
 class LogLocked(LogUnavailable):
     """Another process owns the log."""
 

@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 
 from kirana.collect.schema import IncomingBatch, IncomingEvent
 from kirana.collect.service import CollectError, Credentials
-from kirana.eventlog.protocol import LogBusy, LogUnavailable
+from kirana.eventlog.protocol import AppendTooLarge, LogBusy, LogUnavailable
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
@@ -75,6 +75,8 @@ async def _ingest(endpoint: str, request: Request) -> Response:
         return _error(400, "client_disconnected", "the request body ended before it was complete")
     except CollectError as exc:
         return _error(exc.status, exc.code, exc.message, exc.retry_after)
+    except AppendTooLarge as exc:  # retrying the same request cannot help
+        return _error(413, "append_too_large", f"{exc}; nothing was accepted, send smaller batches")
     except LogBusy as exc:
         return _error(429, "overloaded", f"{exc}; nothing was accepted, retry shortly", 1)
     except LogUnavailable as exc:
