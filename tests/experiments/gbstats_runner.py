@@ -54,6 +54,14 @@ def statistic(kind: str, v: dict[str, Any]) -> Any:
             post_pre_sum_of_products=v["cross_sum"],
             theta=0,
         )
+    if kind == "binomial_cuped":
+        return RegressionAdjustedStatistic(
+            n=n,
+            post_statistic=ProportionStatistic(n=n, sum=v["sum"]),
+            pre_statistic=ProportionStatistic(n=n, sum=v["pre_sum"]),
+            post_pre_sum_of_products=v["cross_sum"],
+            theta=0,
+        )
     raise ValueError(kind)
 
 

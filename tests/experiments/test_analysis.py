@@ -263,3 +263,22 @@ def test_binomial_variance_option_switches_to_the_unbiased_variance() -> None:
     ref = frequentist_test(SampleStats.binomial(2000, 180), SampleStats.binomial(2100, 231))
     assert sample["se"] == pytest.approx(ref.absolute.se, rel=1e-12)
     assert population < sample["se"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        ({"pre_sum": 600}, "variations[1].pre_sum", "0/1 covariate sums must be between 0 and n"),
+        ({"sum_squares": 7}, "variations[1].sum_squares", "must equal sum"),
+        ({"pre_sum_squares": 1}, "variations[1].pre_sum_squares", "must equal pre_sum"),
+    ],
+)
+def test_binomial_cuped_checks_its_values_are_zero_or_one(
+    change: dict, field: str, rule: str
+) -> None:
+    arm = {"n": 500, "sum": 60, "pre_sum": 100, "cross_sum": 30}
+    request = {"metric_type": "binomial_cuped", "variations": [arm, {**arm, **change}]}
+    with pytest.raises(StatsInputError) as caught:
+        analyze(request)
+    assert caught.value.field == field and rule in str(caught.value)
+    assert analyze({**request, "variations": [arm, arm]})["variations"][1]["theta"] is not None

@@ -1,7 +1,7 @@
 """By default, `kirana stats` gives GrowthBook's numbers: gbstats, run in its own environment on
 the same sufficient statistics, agrees to 1e-6 for every metric type (binomial, mean, ratio,
-CUPED) and setting (fixed-horizon and sequential frequentist, Bayesian; relative and absolute
-lift; several alphas and sequential tuning sizes).
+CUPED on a mean and on a binomial metric) and setting (fixed-horizon and sequential
+frequentist, Bayesian; relative and absolute lift; several alphas and sequential tuning sizes).
 
 gbstats pins numpy < 2, so it cannot live in the project's virtualenv: the first run creates
 ``.tools/gbstats-venv`` (git-ignored) with ``python3.11 -m venv`` and ``pip install
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".tools" / "gbstats-venv"
 RUNNER = Path(__file__).with_name("gbstats_runner.py")
 TOLERANCE = 1e-6
-METRIC_TYPES = ("binomial", "mean", "ratio", "cuped")
+METRIC_TYPES = ("binomial", "mean", "ratio", "cuped", "binomial_cuped")
 SETTINGS = ("fixed", "sequential", "bayesian")
 
 
@@ -64,6 +64,11 @@ def _arm(kind: str, rng: np.random.Generator, lift: float) -> dict[str, Any]:
     if kind == "binomial":
         p = rng.uniform(0.03, 0.5) * (1 + lift)
         return {"n": n, "sum": int(rng.binomial(n, min(p, 0.95)))}
+    if kind == "binomial_cuped":
+        before = rng.random(n) < rng.uniform(0.1, 0.5)
+        after = rng.random(n) < np.where(before, 0.5, 0.15) * (1 + lift)
+        x, y = before.astype(float), after.astype(float)
+        return {"n": n, "sum": y.sum(), "pre_sum": x.sum(), "cross_sum": (x * y).sum()}
     x = rng.lognormal(1.0, 0.8, n)
     if kind == "mean":
         y = x * (1 + lift)

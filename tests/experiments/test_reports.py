@@ -117,7 +117,7 @@ def _direct(variation, v, arms=("control", "treatment")) -> list[dict]:
             }
         )
     return [
-        {"name": "buy", "metric_type": "cuped", "variations": buy},
+        {"name": "buy", "metric_type": "binomial_cuped", "variations": buy},
         {"name": "aov", "metric_type": "ratio", "variations": aov},
     ]
 

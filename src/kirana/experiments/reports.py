@@ -96,6 +96,7 @@ def _variation_entries(
             entry |= {"sum": t[f"{y}_sum"][j], "sum_squares": t[f"{y}_ss"][j]}
         out.append({k: (float(v) if not isinstance(v, str) else v) for k, v in entry.items()})
     kind = "ratio" if metric.type == "ratio" else "cuped" if cuped else metric.type
+    kind = "binomial_cuped" if cuped and metric.type == "binomial" else kind
     kind = "mean" if kind in ("count", "sum") else kind
     return kind, out
 
@@ -277,7 +278,7 @@ def build_report(
             "type": metric.type,
             "guardrail": metric.guardrail,
             "higher_is_better": metric.higher_is_better,
-            "cuped": analysed.get(metric.key, {}).get("metric_type") == "cuped",
+            "cuped": analysed.get(metric.key, {}).get("metric_type") in ("cuped", "binomial_cuped"),
         }
         if metric.key in analysed:
             item["result"] = analysed[metric.key]

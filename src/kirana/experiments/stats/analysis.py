@@ -3,7 +3,7 @@
 Request (a dict, e.g. parsed JSON); every key but ``metric_type`` and ``variations`` is optional::
 
     {
-      "metric_type": "mean" | "binomial" | "ratio" | "cuped",
+      "metric_type": "mean" | "binomial" | "ratio" | "cuped" | "binomial_cuped",
       "engine": "frequentist" (default) | "bayesian",
       "alpha": 0.05,                    # 1 - interval level; significance threshold
       "sequential": false,              # frequentist only: always-valid (peeking-safe) results
@@ -32,7 +32,9 @@ Variation keys by ``metric_type`` (sums over randomisation units, e.g. users):
 * ``ratio``: ``n``, ``numerator_sum``, ``numerator_sum_squares``, ``denominator_sum``,
   ``denominator_sum_squares``, ``cross_sum`` (sum of numerator * denominator per unit);
 * ``cuped``: ``n``, ``sum``, ``sum_squares`` (the metric), ``pre_sum``, ``pre_sum_squares``
-  (the pre-experiment covariate), ``cross_sum`` (sum of metric * covariate per unit).
+  (the pre-experiment covariate), ``cross_sum`` (sum of metric * covariate per unit);
+* ``binomial_cuped``: as ``cuped`` for a 0/1 metric with a 0/1 covariate (the same conversion
+  before the experiment); ``sum_squares`` and ``pre_sum_squares`` optional, equal to the sums.
 
 Several metrics: put the settings at the top and ``"metrics": [{"name": ..., "metric_type":
 ..., "variations": [...]}, ...]``; the correction then spans all metric x variation comparisons.
@@ -166,24 +168,27 @@ def _pairs(
     """
     stats = metric.stats
     extra: list[dict[str, Any]] = [{} for _ in stats]
-    if metric.metric_type != "cuped":
+    if metric.metric_type not in ("cuped", "binomial_cuped"):
         if metric.metric_type == "binomial" and req.binomial_variance == "population":
             moments = [binomial_moments(s) for s in stats]  # type: ignore[arg-type]
         else:
             moments = [moments_of(s) for s in stats]  # type: ignore[arg-type]
         return [(moments[0], m) for m in moments[1:]], extra
     groups: list[CupedStats] = list(stats)  # type: ignore[arg-type]
+    binomial = metric.metric_type == "binomial_cuped" and req.binomial_variance == "population"
     if req.cuped_theta == "within":
         theta = pooled_theta(groups)
-        moments = cuped_moments(groups, theta)
+        moments = cuped_moments(groups, theta, binomial=binomial)
         out["theta"] = _num(theta)
         for e, m in zip(extra, moments, strict=True):
             e["adjusted_mean"] = _num(m.mean)
         return [(moments[0], m) for m in moments[1:]], extra
     pairs = []
     for e, group in zip(extra[1:], groups[1:], strict=True):
-        theta = pair_theta(groups[0], group)
-        control, treatment = cuped_moments([groups[0], group], theta, relative_to_unadjusted=True)
+        theta = pair_theta(groups[0], group, binomial=binomial)
+        control, treatment = cuped_moments(
+            [groups[0], group], theta, relative_to_unadjusted=True, binomial=binomial
+        )
         e |= {"adjusted_mean": _num(treatment.mean), "theta": _num(theta)}
         pairs.append((control, treatment))
     return pairs, extra

@@ -92,12 +92,14 @@ def pooled_theta(groups: Sequence[CupedStats]) -> Real:
     return squeeze(np.nan_to_num(theta, nan=0.0))
 
 
-def pair_theta(control: CupedStats, treatment: CupedStats) -> Real:
+def pair_theta(control: CupedStats, treatment: CupedStats, *, binomial: bool = False) -> Real:
     """CUPED's theta as gbstats estimates it: covariance over variance of the pooled pair.
 
     The two arms' sums are added and treated as one sample, so the arms' mean difference
     enters the covariance (unlike :func:`pooled_theta`); each comparison has its own theta.
     Zero when the pooled covariate or metric has no variance (gbstats then skips CUPED).
+    ``binomial``: 0/1 metric and covariate, whose variance is ``p(1 - p)`` (denominator n)
+    while the covariance keeps n - 1, as gbstats computes them.
     """
     n = np.add(control.n, treatment.n)
     total = {
@@ -109,16 +111,23 @@ def pair_theta(control: CupedStats, treatment: CupedStats) -> Real:
     sxy = np.subtract(total["cross_sum"], total["pre_sum"] * total["post_sum"] / n)
     usable = (np.asarray(sxx) > 0) & (np.asarray(syy) > 0)
     theta = safe_ratio(np.where(usable, sxy, 0.0), np.where(usable, sxx, 1.0))
+    if binomial:
+        theta = np.multiply(theta, np.divide(n, np.subtract(n, 1)))
     return squeeze(np.nan_to_num(theta, nan=0.0))
 
 
 def cuped_moments(
-    groups: Sequence[CupedStats], theta: Real | None = None, *, relative_to_unadjusted: bool = False
+    groups: Sequence[CupedStats],
+    theta: Real | None = None,
+    *,
+    relative_to_unadjusted: bool = False,
+    binomial: bool = False,
 ) -> list[Moments]:
     """Regression-adjusted means for every group, sharing one theta and one pooled pre mean.
 
     With ``relative_to_unadjusted`` (gbstats' definition) a relative lift is taken over the
-    control's plain metric mean; otherwise over its adjusted mean.
+    control's plain metric mean; otherwise over its adjusted mean. ``binomial``: the metric
+    and covariate are 0/1 with variances ``p(1 - p)`` (see :func:`pair_theta`).
     """
     if theta is None:
         theta = pooled_theta(groups)
@@ -127,7 +136,11 @@ def cuped_moments(
     for g in groups:
         syy, sxx, sxy = g.centred()
         adjusted = g.post_mean - np.multiply(theta, np.subtract(g.pre_mean, pre_mean))
-        unit_var = (syy - 2 * np.multiply(theta, sxy) + np.square(theta) * sxx) / (g.n - 1)
+        dof = np.subtract(g.n, 1)
+        var_dof = g.n if binomial else dof
+        unit_var = (
+            syy / var_dof - 2 * np.multiply(theta, sxy) / dof + np.square(theta) * sxx / var_dof
+        )
         variance = squeeze(np.maximum(unit_var, 0.0) / g.n)
         reference = g.post_mean if relative_to_unadjusted else None
         out.append(Moments(squeeze(adjusted), variance, g.n, reference))

@@ -40,7 +40,17 @@ VARIATION_FIELDS: dict[str, dict[str, str]] = {
         "cross_sum": "cross_sum",
     },
 }
-_CLASSES = {"mean": SampleStats, "binomial": SampleStats, "ratio": RatioStats, "cuped": CupedStats}
+VARIATION_FIELDS["binomial_cuped"] = VARIATION_FIELDS["cuped"]
+_CLASSES = {
+    "mean": SampleStats,
+    "binomial": SampleStats,
+    "ratio": RatioStats,
+    "cuped": CupedStats,
+    "binomial_cuped": CupedStats,
+}
+_ZERO_ONE = {"binomial": (("sum", "sum_squares"),)}
+_ZERO_ONE["binomial_cuped"] = (("sum", "sum_squares"), ("pre_sum", "pre_sum_squares"))
+"""Metric types whose values are 0/1: each (sum, sum of squares) pair must be equal."""
 OPTIONS: dict[str, tuple[str, ...]] = {
     "binomial_variance": ("population", "sample"),
     "sequential_mixture": MIXTURES,
@@ -117,20 +127,24 @@ def _variation(raw: Any, metric_type: str, where: str, index: int) -> tuple[str,
     if not isinstance(name, str) or not name:
         raise StatsInputError(f"{where}name", "must be a non-empty string")
     values = {}
+    optional = {squares for _, squares in _ZERO_ONE.get(metric_type, ())}
     for key, attr in keys.items():
         if key not in raw:
-            if metric_type == "binomial" and key == "sum_squares":
+            if key in optional:
                 continue
             raise StatsInputError(f"{where}{key}", "is required")
         values[attr] = _number(raw[key], f"{where}{key}")
-    if metric_type == "binomial":
-        values.setdefault("sum_squares", values["sum"])
-        # (n < 2 is left to SampleStats, so that error wins: it is the more basic one)
-        if values["n"] >= 2 and not 0 <= values["sum"] <= values["n"]:
-            raise StatsInputError(f"{where}sum", "conversions must be between 0 and n")
-        if values["sum_squares"] != values["sum"]:
+    for total, squares in _ZERO_ONE.get(metric_type, ()):
+        t_attr, s_attr = keys[total], keys[squares]
+        values.setdefault(s_attr, values[t_attr])
+        # (n < 2 is left to the dataclass, so that error wins: it is the more basic one)
+        if values["n"] >= 2 and not 0 <= values[t_attr] <= values["n"]:
+            rule = "conversions" if total == "sum" else "0/1 covariate sums"
+            raise StatsInputError(f"{where}{total}", f"{rule} must be between 0 and n")
+        if values[s_attr] != values[t_attr]:
             raise StatsInputError(
-                f"{where}sum_squares", "must equal sum for a binomial metric (values are 0 or 1)"
+                f"{where}{squares}",
+                f"must equal {total} for a {metric_type} metric (values are 0 or 1)",
             )
     try:
         stats = _CLASSES[metric_type](**values)
