@@ -94,3 +94,43 @@ def test_lag_grows_while_nothing_replicates(postgres_server, tmp_path):
     time.sleep(1.5)  # the replicator is down
     later = source_status(state, tmp_path / "lake", "lagging")["lag_seconds"]
     assert later >= first + 1.0
+
+
+def test_tables_are_added_over_the_api(kirana, postgres_server):
+    pg = postgres_server
+    pg.sql("DROP TABLE IF EXISTS api_first, api_second, keyless")
+    pg.sql("CREATE TABLE api_first (id int PRIMARY KEY)")
+    pg.sql("CREATE TABLE api_second (id int PRIMARY KEY, v text)")
+    pg.sql("INSERT INTO api_second VALUES (1, 'one'), (2, 'two')")
+    pg.sql("CREATE TABLE keyless (a int)")
+    admin = {"Authorization": f"Bearer {kirana.admin_token}"}
+    body = {"kind": "postgres", "name": "grow", "dsn": pg.dsn, "tables": [{"name": "api_first"}]}
+    with kirana.client() as http:
+        assert http.post("/v1/replication/sources", json=body, headers=admin).status_code == 201
+        url = "/v1/replication/sources/grow/tables"
+        refused = http.post(url, json={"tables": [{"name": "keyless"}]}, headers=admin)
+        assert refused.status_code == 422 and "keyless" in refused.json()["message"]
+        again = http.post(url, json={"tables": [{"name": "api_first"}]}, headers=admin)
+        assert again.status_code == 422 and "already" in again.json()["message"]
+        nowhere = "/v1/replication/sources/nope/tables"
+        missing = http.post(nowhere, json={"tables": [{"name": "api_second"}]}, headers=admin)
+        assert missing.status_code == 404
+        empty = http.post(url, json={"tables": []}, headers=admin)
+        assert empty.status_code == 422 and "tables" in empty.json()["message"]
+        added = http.post(url, json={"tables": [{"name": "api_second"}]}, headers=admin)
+        assert added.status_code == 200, added.text
+        assert set(added.json()["tables"]) == {"api_first", "api_second"}
+        deadline = time.monotonic() + 30
+        while _rows(kirana, "SELECT id, v FROM grow_api_second ORDER BY id") != [
+            (1, "one"),
+            (2, "two"),
+        ]:
+            assert time.monotonic() < deadline, "the added table was never copied"
+            time.sleep(0.3)
+
+
+def _rows(kirana, sql: str) -> list[tuple]:
+    try:
+        return kirana.lake(sql)
+    except Exception:  # the table is not in the lake yet
+        return []

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, RootModel
 
 from kirana.api.deps import AdminDep, PlatformDep
 from kirana.redaction import scrub, secrets_in
-from kirana.replication.specs import NAME_PATTERN, SourceConfig, secret_values
+from kirana.replication.specs import NAME_PATTERN, SourceConfig, TableConfig, secret_values
 
 router = APIRouter(prefix="/v1", tags=["replication"])
 
@@ -84,6 +84,42 @@ def get_source(name: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
         return source_status(_state(platform), platform.settings.lake_dir, name)
     except SourceNotFound as exc:
         raise _not_found(exc) from exc
+
+
+class AddedTables(BaseModel):
+    """Tables to add to a PostgreSQL or MySQL source."""
+
+    tables: list[TableConfig] = Field(min_length=1)
+
+
+@router.post(
+    "/replication/sources/{name}/tables",
+    responses={
+        404: {"description": "No such source (`not_found`)"},
+        422: {"description": "A table is keyless, known already, or the source is files"},
+    },
+)
+def add_tables(
+    name: str, platform: PlatformDep, _: AdminDep, body: AddedTables = Body(...)
+) -> dict[str, Any]:
+    """Add tables; PostgreSQL copies only them on the next sync, the others stream on."""
+    from kirana.replication.checks import check_tables
+    from kirana.replication.service import source_status
+    from kirana.replication.specs import parse_source_config
+    from kirana.replication.state import SourceNotFound
+
+    state = _state(platform)
+    tables = [t.model_dump() for t in body.tables]
+    try:
+        current = state.get(name).model_dump()
+        if current["kind"] != "files":  # refuse a keyless table before saving
+            check_tables(parse_source_config({**current, "tables": current["tables"] + tables}))
+        state.add_tables(name, tables)
+    except SourceNotFound as exc:
+        raise _not_found(exc) from exc
+    except ValueError as exc:
+        raise HTTPException(422, detail={"code": "table_refused", "message": str(exc)}) from exc
+    return source_status(state, platform.settings.lake_dir, name)
 
 
 @router.delete(
