@@ -1,8 +1,9 @@
 """Erasing one person reaches nobody else, even through an identifier they shared.
 
-A shared tablet's ``device_id`` stays with its first customer (identity rules), so it is
-one of alice's identities; erasing alice must not redact, delete or suppress Bob's events
-that carry it, because their strongest identifier (Bob's ``userId``) is not hers. Found by
+A shared tablet's ``device_id`` and cookie (``anonymousId``) stay with its first customer
+(identity rules), so they are alice's identities; erasing alice must not redact, delete or
+suppress Bob's events that carry them (log, lake), because their strongest identifier
+(Bob's ``userId``) is not hers. Found by
 review with this very scenario (issue 15, part 6 follow-up).
 """
 
@@ -14,29 +15,29 @@ from tests.conftest import RunningKirana
 from tests.privacy.test_erasure import send
 
 TABLET = "tablet-shared-01"
+TABLET_ANON = "anon-tablet-01"  # the tablet's browser cookie, also shared
 ON_TABLET = {"device": {"id": TABLET}}
 ALICE_EMAIL = "alice-tablet@example.com"
+
+
+def on_tablet(user: str, **fields: object) -> dict:
+    """An event of ``user`` signed in on the shared tablet."""
+    return {"userId": user, "anonymousId": TABLET_ANON, "context": ON_TABLET, **fields}
 
 
 def test_erasing_a_shared_tablets_first_customer_leaves_the_next_one_whole(
     kirana: RunningKirana,
 ) -> None:
-    send(
-        kirana,
-        [
-            {"type": "identify", "userId": "alice-x", "context": ON_TABLET,
-             "traits": {"name": "A", "email": ALICE_EMAIL}},
-            {"type": "track", "userId": "alice-x", "event": "Alice Before", "context": ON_TABLET},
-        ],
-    )  # fmt: skip
+    alice_traits = {"name": "A", "email": ALICE_EMAIL}
+    send(kirana, [on_tablet("alice-x", type="identify", traits=alice_traits)])
+    send(kirana, [on_tablet("alice-x", type="track", event="Alice Before")])
+    send(kirana, [on_tablet("alice-x", type="track", event="Alice Bad", properties="text")])
     kirana.drain()
-    send(
-        kirana,
-        [
-            {"type": "identify", "userId": "bob-y", "context": ON_TABLET, "traits": {"name": "B"}},
-            {"type": "track", "userId": "bob-y", "event": "Bob Before", "context": ON_TABLET},
-        ],
-    )
+    send(kirana, [on_tablet("bob-y", type="identify", traits={"name": "B"})])
+    send(kirana, [on_tablet("bob-y", type="track", event="Bob Before")])
+    send(kirana, [on_tablet("bob-y", type="track", event="Bob Bad", properties="text")])
+    kirana.drain()
+    assert len(kirana.platform.store.list_quarantined()) == 2
     kirana.drain()
     with kirana.client() as http:
         erased = http.post(
@@ -47,13 +48,16 @@ def test_erasing_a_shared_tablets_first_customer_leaves_the_next_one_whole(
     assert erased.status_code == 200, erased.text
     report = erased.json()
     identities = {(i["type"], i["value"]) for i in report["identities"]}
-    assert ("device_id", TABLET) in identities  # the tablet went with its first customer
-    assert report["log_records_redacted"] == 2  # alice's two events, none of Bob's
+    assert {("device_id", TABLET), ("anonymous_id", TABLET_ANON)} <= identities  # her tablet
+    assert report["log_records_redacted"] == 3  # alice's three events, none of Bob's
+    assert report["quarantine_rows_deleted"] == 1  # her bad event; his stays, tablet and all
+    (left,) = kirana.platform.store.list_quarantined()
+    assert json.loads(left.raw)["userId"] == "bob-y" and TABLET in left.raw
 
     after = send(
         kirana,
         [
-            {"type": "track", "userId": "bob-y", "event": "Bob After", "context": ON_TABLET},
+            on_tablet("bob-y", type="track", event="Bob After"),
             # no userId: the strongest identifier is alice's erased e-mail, so it is hers
             {"type": "track", "anonymousId": "anon-new-1", "event": "Alice Again",
              "context": {**ON_TABLET, "traits": {"email": ALICE_EMAIL}}},
@@ -69,6 +73,5 @@ def test_erasing_a_shared_tablets_first_customer_leaves_the_next_one_whole(
     assert kirana.lake("SELECT count(*) FROM events WHERE user_id = 'alice-x'") == [(0,)]
     records = kirana.platform.log.read(0, 1000).records
     bobs = [r for r in records if b"bob-y" in r.payload]
-    assert len(bobs) == 3  # before and after the erasure, none redacted
-    assert all(json.loads(r.payload[1:])["userId"] == "bob-y" for r in bobs)
+    assert len(bobs) == 4  # before and after the erasure, valid or not, none redacted
     assert not [r for r in records if b"alice" in r.payload]

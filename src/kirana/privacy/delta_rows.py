@@ -17,7 +17,9 @@ from __future__ import annotations
 import posixpath
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import msgspec
@@ -33,8 +35,16 @@ from kirana.privacy.participants import note_rewrite
 _PLAIN = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
-def delete_rows_where_in(path: Path, match: dict[str, list[str]], attempts: int = 10) -> int:
-    """Delete rows where any ``column`` is in its ``values``; returns how many went."""
+#: a row (its columns by name) -> is it to be deleted?
+RowFilter = Callable[[dict[str, Any]], bool]
+
+
+def delete_rows_where_in(
+    path: Path, match: dict[str, list[str]], attempts: int = 10, owned: RowFilter | None = None
+) -> int:
+    """Delete rows where any ``column`` is in its ``values`` (and, when ``owned`` is given,
+    that it accepts: the rows of someone else that merely quote a value stay); returns how
+    many went."""
     match = {c: v for c, v in match.items() if v}
     if not match or not (path / "_delta_log").is_dir():
         return 0
@@ -42,7 +52,7 @@ def delete_rows_where_in(path: Path, match: dict[str, list[str]], attempts: int 
         table = DeltaTable(path)
         written: list[Path] = []
         try:
-            actions, deleted = _plan(table, path, match, written)
+            actions, deleted = _plan(table, path, match, written, owned)
             if not actions:
                 return 0
             note_rewrite("rewrite", path)
@@ -79,13 +89,28 @@ def _mask(data: pa.Table, match: dict[str, list[str]]) -> pa.ChunkedArray | None
     return mask
 
 
+def _refine(data: pa.Table, mask: pa.ChunkedArray, owned: RowFilter) -> pa.Array:
+    """``mask`` where ``owned`` also accepts the row (only the matched rows are built)."""
+    flags = mask.to_pylist()
+    hits = [i for i, hit in enumerate(flags) if hit]
+    rows = data.take(pa.array(hits, pa.int64())).to_pylist()
+    refined = [False] * len(flags)
+    for i, row in zip(hits, rows, strict=True):
+        refined[i] = owned(row)
+    return pa.array(refined, pa.bool_())
+
+
 def _plain(data: pa.Table) -> pa.Table:
     schema = pa.schema([f.with_type(_PLAIN.get(f.type, f.type)) for f in data.schema])
     return data.cast(schema) if schema != data.schema else data
 
 
 def _plan(
-    table: DeltaTable, root: Path, match: dict[str, list[str]], written: list[Path]
+    table: DeltaTable,
+    root: Path,
+    match: dict[str, list[str]],
+    written: list[Path],
+    owned: RowFilter | None,
 ) -> tuple[list[AddAction | RemoveAction], int]:
     files = pa.table(table.get_add_actions(flatten=True))
     partitions = [n for n in files.column_names if n.startswith("partition.")]
@@ -102,11 +127,17 @@ def _plan(
         hits = 0 if mask is None else pc.sum(mask).as_py() or 0
         if not hits:
             continue
+        data = _plain(pq.ParquetFile(file).read())
+        if owned is not None:
+            mask = _refine(data, mask, owned)
+            hits = pc.sum(mask).as_py() or 0
+            if not hits:
+                continue
         values = {
             p.removeprefix("partition."): None if row[p] is None else str(row[p])
             for p in partitions
         }
-        kept = _plain(pq.ParquetFile(file).read()).filter(pc.invert(mask))
+        kept = data.filter(pc.invert(mask))
         actions.append(RemoveAction(rel, True, now, row["size_bytes"], values))
         deleted += hits
         if kept.num_rows:

@@ -24,6 +24,7 @@ identifiers still get every identifier-based step.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from kirana.privacy.participants import (
     note_rewrite,
     run_participants,
 )
+from kirana.privacy.suppression import event_owner, readable_event
 from kirana.privacy.targets import ErasureTarget, TargetState, expand, resolve
 
 #: Expansion rounds before giving up (each round needs a newly linked identifier).
@@ -80,8 +82,9 @@ class Stores:
     event_log: EventLog
     lake_dir: Path
     rules: IdentityRules
-    #: delete quarantined events mentioning any of these values and rebuild the file
-    quarantine_delete: Callable[[list[str]], int]
+    #: delete quarantined events mentioning any of these values that ``owned`` accepts
+    #: (given their raw text), and rebuild the file
+    quarantine_delete: Callable[[list[str], Callable[[str], bool]], int]
     #: wait until every consumer has passed the log's end; False on timeout
     drain: Callable[[], bool] = lambda: True
     #: suppress in every process, then wait out the grace period (privacy.gate)
@@ -91,17 +94,55 @@ class Stores:
     participants: list[tuple[str, Participant]] = field(default_factory=list)
 
 
-def erase_lake_rows(lake_dir: Path, identities: list[Identifier]) -> int:
+def lake_row_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The part of an ``events`` row the identity rules read, as the event it came from."""
+
+    def parsed(text: Any) -> Any:
+        try:
+            return json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+
+    return {
+        "type": row.get("type"),
+        "userId": row.get("user_id"),
+        "anonymousId": row.get("anonymous_id"),
+        "previousId": row.get("previous_id"),
+        "traits": parsed(row.get("traits")),
+        "context": parsed(row.get("context")),
+    }
+
+
+def quarantined_theirs(identities: list[Identifier], rules: IdentityRules) -> Callable[[str], bool]:
+    """Is a quarantined event that quotes one of their values theirs? Yes when its raw
+    text is readable and its strongest identifier is theirs, or when it names nobody by
+    the identity rules (unreadable, or no usable identifier): as ``log_match`` judges."""
+    people = set(identities)
+
+    def theirs(raw: str) -> bool:
+        owner = event_owner(readable_event(raw), rules)
+        return owner is None or owner in people
+
+    return theirs
+
+
+def erase_lake_rows(lake_dir: Path, identities: list[Identifier], rules: IdentityRules) -> int:
     """Delete the people's rows from ``events`` and vacuum the files that held them.
 
-    File by file, so the commit names nobody (``delta_rows``); the vacuum only removes
-    files the table has tombstoned, so the lake loader can keep appending meanwhile.
+    A row naming one of their user or anonymous ids is theirs when its strongest
+    identifier is one of theirs (``event_owner``, as at the collector): someone else's row
+    that quotes their old anonymous id stays. File by file, so the commit names nobody
+    (``delta_rows``); the vacuum only removes files the table has tombstoned, so the lake
+    loader can keep appending meanwhile.
     """
     path = lake_dir / "events"
+    people = set(identities)
     users = sorted({v for t, v in identities if t == "user_id"})
     anons = sorted({v for t, v in identities if t == "anonymous_id"})
     match = {"user_id": users, "anonymous_id": anons, "previous_id": users + anons}
-    deleted = delete_rows_where_in(path, match)
+    deleted = delete_rows_where_in(
+        path, match, owned=lambda row: event_owner(lake_row_event(row), rules) in people
+    )
     if deleted:
         note_rewrite("vacuum", path)
         DeltaTable(path).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
@@ -154,13 +195,13 @@ def erase_people(stores: Stores, targets: list[ErasureTarget]) -> ErasureReport:
         )
         report.log_records_redacted = stores.event_log.redact(log_matcher(identities, stores.rules))
         _erase_profiles(stores.profiles, states)
-        report.lake_rows_deleted = erase_lake_rows(stores.lake_dir, identities)
+        report.lake_rows_deleted = erase_lake_rows(stores.lake_dir, identities, stores.rules)
         counts, errors = run_participants(
             stores.participants, People(tuple(profile_ids), tuple(identities))
         )
         report.details.update(counts)
         report.quarantine_rows_deleted = stores.quarantine_delete(
-            sorted({v for _, v in identities})
+            sorted({v for _, v in identities}), quarantined_theirs(identities, stores.rules)
         )
         note_rewrite("vacuum", "operational store")
         note_rewrite("vacuum", "profile store")

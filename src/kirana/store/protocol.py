@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -129,7 +129,9 @@ class OperationalStore(Protocol):
         self, *, source_id: str | None = None, after_offset: int = -1, limit: int = 100
     ) -> list[QuarantinedEvent]: ...
 
-    def delete_quarantined_containing(self, values: Sequence[str]) -> int: ...
+    def delete_quarantined_containing(
+        self, values: Sequence[str], owned: Callable[[str], bool] | None = None
+    ) -> int: ...
 
     def get_position(self, consumer: str) -> int | None: ...
     def set_position(self, consumer: str, offset: int) -> None: ...

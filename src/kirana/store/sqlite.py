@@ -316,13 +316,24 @@ class SQLiteStore:
             for r in rows
         ]
 
-    def delete_quarantined_containing(self, values: Sequence[str]) -> int:
-        """Erase quarantined events whose raw text mentions any of ``values``."""
+    def delete_quarantined_containing(
+        self, values: Sequence[str], owned: Callable[[str], bool] | None = None
+    ) -> int:
+        """Erase quarantined events whose raw text mentions any of ``values`` (and, when
+        ``owned`` is given, that it accepts: someone else's event quoting a value stays)."""
         deleted = 0
         with self._tx() as conn:
             for value in values:
-                cur = conn.execute("DELETE FROM quarantine WHERE instr(raw, ?) > 0", (value,))
-                deleted += cur.rowcount
+                if owned is None:
+                    cur = conn.execute("DELETE FROM quarantine WHERE instr(raw, ?) > 0", (value,))
+                    deleted += cur.rowcount
+                    continue
+                rows = conn.execute(
+                    "SELECT rowid, raw FROM quarantine WHERE instr(raw, ?) > 0", (value,)
+                ).fetchall()
+                theirs = [(rowid,) for rowid, raw in rows if owned(raw)]
+                conn.executemany("DELETE FROM quarantine WHERE rowid = ?", theirs)
+                deleted += len(theirs)
         conn = self._conn()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("VACUUM")
