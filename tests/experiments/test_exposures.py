@@ -8,10 +8,12 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kirana.config import Settings
 from kirana.eventlog.records import EVENT, body, kind
-from kirana.experiments.exposures import EXPOSURE_EVENT, Assigner, user_attributes
+from kirana.experiments.exposures import EXPOSURE_EVENT, Assigner, hash_id, user_attributes
 from kirana.experiments.platform import assign_for_user, experiments
 from kirana.experiments.service import ExperimentService
 from kirana.experiments.store import ExperimentStore
@@ -130,3 +132,30 @@ def test_a_recreated_experiment_is_a_new_run_with_its_own_exposures(tmp_path: Pa
     assert len(emitted) == 2
     assert emitted[0]["messageId"] != emitted[1]["messageId"]  # the lake keeps both runs
     store.close()
+
+
+_ids = st.none() | st.text(min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    user_id=_ids,
+    anonymous_id=_ids,
+    own_id=_ids,
+    trait_id=st.text(min_size=1, max_size=8),
+    other=st.dictionaries(st.sampled_from(["plan", "country", "id"]), st.integers()),
+)
+def test_the_id_attribute_follows_its_documented_precedence(
+    user_id: str | None,
+    anonymous_id: str | None,
+    own_id: str | None,
+    trait_id: str,
+    other: dict,
+) -> None:
+    """The caller's own `id`, else userId, else anonymousId; never a profile trait `id`."""
+    caller = {**other, "id": own_id} if own_id is not None else {}
+    profile = {"id": trait_id, "plan": "gold"}
+    attrs = user_attributes(user_id, anonymous_id, caller, profile=profile)
+    expected = own_id if own_id is not None else (user_id or anonymous_id)
+    assert attrs["id"] == expected
+    assert hash_id(caller, user_id, anonymous_id) == expected

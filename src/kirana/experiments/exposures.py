@@ -65,8 +65,8 @@ def user_attributes(
 ) -> dict[str, Any]:
     """Attributes to assign on: profile facts, then the caller's attributes, then the ids.
 
-    ``id`` is the user id when known, else the anonymous id (the default hash attribute);
-    ``userId`` and ``anonymousId`` are set for experiments that hash on either explicitly.
+    ``id`` (the default hash attribute) is :func:`hash_id`'s; ``userId`` and
+    ``anonymousId`` are set for experiments that hash on either explicitly.
     """
     out: dict[str, Any] = dict(profile or {})
     out.update(attributes or {})
@@ -74,8 +74,19 @@ def user_attributes(
         out["userId"] = user_id
     if anonymous_id:
         out["anonymousId"] = anonymous_id
-    out.setdefault("id", user_id or anonymous_id)
+    out["id"] = hash_id(attributes, user_id, anonymous_id)
     return out
+
+
+def hash_id(
+    attributes: Mapping[str, Any] | None, user_id: str | None, anonymous_id: str | None
+) -> Any:
+    """The ``id`` attribute: the caller's own ``id`` when it sends one (as GrowthBook's SDKs
+    do), else the user id, else the anonymous id. A stored profile trait named ``id`` (many
+    apps send one with identify) never is: it would hash the same person differently in
+    the personalise API, which assigns from the profile, than in a caller's assignment."""
+    own = (attributes or {}).get("id")
+    return own if own is not None else (user_id or anonymous_id)
 
 
 def exposure_event(
@@ -185,7 +196,7 @@ class Assigner:
         if self._profile is not None and self._needs_profile() and (user_id or anonymous_id):
             profile = self._profile(user_id, anonymous_id) or {}
             attrs = {**profile, **attrs}
-        attrs.setdefault("id", user_id or anonymous_id)
+        attrs["id"] = hash_id(attributes, user_id, anonymous_id)
         exposures = self.assign(attrs, now=now)
         if not log or not exposures:
             return exposures
@@ -273,4 +284,11 @@ def _with_logged(exposure: Exposure) -> Exposure:
     )
 
 
-__all__ = ["EXPOSURE_EVENT", "Assigner", "Exposure", "exposure_event", "user_attributes"]
+__all__ = [
+    "EXPOSURE_EVENT",
+    "Assigner",
+    "Exposure",
+    "exposure_event",
+    "hash_id",
+    "user_attributes",
+]

@@ -102,7 +102,7 @@ class PersonalizeExperiments:
         attributes = user_attributes(
             user.profile_user_id or user.user_id,
             user.anonymous_id,
-            {**user.traits, **user.computed, "audiences": sorted(user.audiences)},
+            profile={**user.traits, **user.computed, "audiences": sorted(user.audiences)},
         )
         chosen = []
         for exposure in exps.assigner.assign(attributes):
