@@ -9,6 +9,7 @@ from deltalake import DeltaTable
 
 from kirana.lake.catalog import connect
 from kirana.replication.lake import table_path
+from kirana.replication.service import source_status
 from kirana.replication.specs import parse_source_config
 from kirana.replication.state import ReplicationState
 from kirana.replication.sync import Replicator
@@ -43,3 +44,31 @@ def test_added_columns_with_defaults_reach_existing_rows(postgres_server, tmp_pa
     assert expected[0] == (1, "n1", 7, "it's new", None)
     history = DeltaTable(table_path(tmp_path / "lake", "evo", "evolving")).history()
     assert any(h["operation"] in ("WRITE", "ADD COLUMN", "ADD COLUMNS") for h in history[:2])
+
+
+def test_dropped_and_renamed_columns_are_kept_and_shown(postgres_server, tmp_path):
+    pg = postgres_server
+    pg.sql("DROP TABLE IF EXISTS shrinking")
+    pg.sql("CREATE TABLE shrinking (id int PRIMARY KEY, old_name text, legacy int)")
+    pg.sql("INSERT INTO shrinking VALUES (1, 'a', 10)")
+    state = ReplicationState(tmp_path / "state")
+    config = parse_source_config(
+        {"kind": "postgres", "name": "shr", "dsn": pg.dsn, "tables": [{"name": "shrinking"}]}
+    )
+    state.add(config)
+    replicator = Replicator(config, tmp_path / "lake", state, wait_seconds=0.3)
+    replicator.run()
+    pg.sql("ALTER TABLE shrinking DROP COLUMN legacy")
+    pg.sql("ALTER TABLE shrinking RENAME COLUMN old_name TO new_name")
+    pg.sql("INSERT INTO shrinking VALUES (2, 'b')")
+    replicator.run()
+    rows = connect(tmp_path / "lake").sql(
+        "SELECT id, old_name, legacy, new_name FROM shr_shrinking ORDER BY id"
+    )
+    assert rows.fetchall() == [(1, "a", 10, None), (2, None, None, "b")]
+    warnings = source_status(state, tmp_path / "lake", "shr")["warnings"]
+    assert sorted(w["subject"] for w in warnings) == [
+        "column_gone:shrinking.legacy",
+        "column_gone:shrinking.old_name",
+    ]
+    assert all("--resnapshot" in w["message"] for w in warnings)

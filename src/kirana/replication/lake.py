@@ -189,9 +189,11 @@ class ReplicatedTable:
             table = self._create(latest.schema)
         if self._add_columns(table, latest.schema, existing_rows or {}):
             table = self._table()
+        gone = [c for c in arrow_schema(table).names if c not in latest.column_names]
         latest = conform(latest, arrow_schema(table))
         metrics = dict(self._merge(latest, position))
         metrics["unavailable"] = unavailable
+        metrics["columns_not_sent"] = gone
         self._commits += 1
         if self._commits % COMPACT_EVERY_COMMITS == 0:
             self.compact()

@@ -234,6 +234,15 @@ class Replicator:
                 reject(changes, str(exc))  # a bad file: set aside, go on with the next
                 return
             report.tables[table] = report.tables.get(table, 0) + rows.num_rows
+            if self.config.kind != "files":  # a database sends every column it has
+                for column in done.get("columns_not_sent", []):
+                    self.state.record_warning(
+                        source.name,
+                        f"column_gone:{table}.{column}",
+                        f"table {table!r} column {column!r} is no longer at the source (dropped"
+                        " or renamed): the lake keeps it, rows written since hold null in it;"
+                        f" `kirana sources sync {self.config.name} --resnapshot` realigns",
+                    )
             for column, count in done.get("unavailable", {}).items():
                 self.state.record_warning(
                     source.name,
