@@ -186,3 +186,19 @@ def test_server_side_targeting_reads_audience_memberships(kirana: RunningKirana)
     }
     assert [a["experiment_id"] for a in got["alice"]] == ["for-pros"]
     assert got["bob"] == []
+
+
+def test_starting_an_experiment_that_would_assign_nobody_warns(kirana: RunningKirana) -> None:
+    admin = _admin(kirana)
+    past = {"phase_start": "2020-01-01T00:00:00Z", "phase_end": "2020-02-01T00:00:00Z"}
+    for key, extra in [("ended", past), ("fine", {})]:
+        created = admin.post("/v1/experiments", json={"key": key, "variations": TWO_ARMS, **extra})
+        assert created.status_code == 201, created.text
+    ended = admin.post("/v1/experiments/ended/start").json()
+    assert ended["status"] == "running"
+    assert any("phase ended" in w for w in ended["warnings"])
+    assert admin.post("/v1/experiments/fine/start").json()["warnings"] == []
+    answer = httpx.post(
+        f"{kirana.url}/v1/experiments/assign", json={"userId": "u1"}, auth=(kirana.write_key, "")
+    ).json()
+    assert [a["experiment_id"] for a in answer["assignments"]] == ["fine"]

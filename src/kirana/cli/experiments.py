@@ -211,6 +211,8 @@ def start_(
     """draft -> running: users are assigned from now on."""
     with _service(data_dir) as service:
         typer.echo(f"{key}: {_run(lambda: service.start(key)).status}")
+        for warning in service.start_warnings(key):
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @experiments_app.command("stop")

@@ -163,6 +163,12 @@ class ExperimentService:
     def stop(self, key: str) -> ExperimentRecord:
         return self._transition(key, "running", "stopped", "stopped_at")
 
+    def start_warnings(self, key: str, now: datetime | None = None) -> list[str]:
+        """Why the experiment would assign nobody, if it would (say them when starting)."""
+        from kirana.experiments.launch import start_warnings
+
+        return start_warnings(self.experiment(key).experiment, now or datetime.now(UTC))
+
     def delete(self, key: str) -> None:
         with self.store.write():
             current = self._current(key)

@@ -130,7 +130,9 @@ def delete_experiment(key: str, platform: PlatformDep, _: AdminDep) -> None:
 @v1.post("/experiments/{key}/start", responses=_CONFLICT)
 def start_experiment(key: str, platform: PlatformDep, _: AdminDep) -> dict[str, Any]:
     """draft -> running: users are assigned from now on."""
-    return _call(lambda: _exp(platform).service.start(key)).to_json()
+    service = _exp(platform).service
+    record = _call(lambda: service.start(key)).to_json()
+    return {**record, "warnings": service.start_warnings(key)}
 
 
 @v1.post("/experiments/{key}/stop", responses=_CONFLICT)
