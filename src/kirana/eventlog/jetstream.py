@@ -23,7 +23,12 @@ log on NATS JetStream"):
   ``<subject>.redacted.<original sequence>``) and the original is deleted with
   JetStream's secure delete, which overwrites its bytes. Readers that meet the gap
   read the replacement at the original offsets, so every other record keeps its
-  offset and no consumer sees an event twice.
+  offset and no consumer sees an event twice. Secure delete reaches only the stream's
+  message store: with ``log.nats_replicas`` > 1 each server's Raft log of the stream
+  (``$SYS/_js_/S-R<n>F-*/msgs/*.blk``) still holds the original entry until NATS next
+  snapshots the stream and compacts that log, every 2-3 minutes (NATS 2.15.1, not
+  configurable; a server that is down keeps it until it is back). Nothing here can
+  shorten that; crypto-shredding would (docs/decisions.md).
 
 nats-py is asyncio; this class runs one private event loop in a thread and the blocking
 methods hand coroutines to it, so the log works from the API's loop, from consumer
