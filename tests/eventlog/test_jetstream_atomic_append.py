@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -23,7 +24,8 @@ from hypothesis import strategies as st
 from kirana.collect.service import MAX_BATCH_BYTES, MAX_EVENT_BYTES, Collector, Credentials
 from kirana.config import Settings, load_settings
 from kirana.eventlog.jetstream import JetStreamEventLog
-from kirana.eventlog.protocol import AppendTooLarge, LogBusy
+from kirana.eventlog.jetstream_codec import offset_of, pack
+from kirana.eventlog.protocol import REDACTED, AppendTooLarge, LogBusy
 from kirana.runtime import _parts
 from kirana.store.protocol import Source
 from tests.api.test_tracking import post
@@ -188,3 +190,35 @@ def test_derived_events_are_appended_in_runs_no_larger_than_a_request(
     assert [r for part in parts for r in part] == records
     assert all(sum(map(len, part)) <= limit or len(part) == 1 for part in parts)
     assert all(part for part in parts) or records == []
+
+
+def test_messages_written_before_compression_are_still_read_at_their_offsets(
+    nats_server: NatsServer,
+) -> None:
+    """An append stored by the earlier format: plain frames, split over two messages."""
+    old_parts = [[b"Eold-0", b"Eold-1"], [b"Eold-2"]]
+
+    async def publish_old() -> list[int]:
+        connection = await nats.connect(nats_server.url)
+        try:
+            js = connection.jetstream()
+            return [(await js.publish("kirana.events", pack(part))).seq for part in old_parts]
+        finally:
+            await connection.close()
+
+    with JetStreamEventLog(nats_server.url) as log:
+        first, second = asyncio.run(publish_old())
+        (new,) = log.append_sync([b"Enew"])
+        assert [(r.offset, r.payload) for r in log.read(log.start_offset).records] == [
+            (offset_of(first, 0), b"Eold-0"),
+            (offset_of(first, 1), b"Eold-1"),
+            (offset_of(second, 0), b"Eold-2"),
+            (new, b"Enew"),
+        ]
+        assert log.redact(lambda payload: payload == b"Eold-1") == 1  # republished compressed
+        assert [r.payload for r in log.read(log.start_offset).records] == [
+            b"Eold-0",
+            REDACTED,
+            b"Eold-2",
+            b"Enew",
+        ]
