@@ -224,6 +224,13 @@ class Platform:
         cls, settings: Settings, role: Role = "all", channel: Channel | None = None
     ) -> Platform:
         """Build the components ``role`` runs (see the class docstring)."""
+        from kirana.redaction import install_log_scrubbing, remember, secrets_in
+
+        install_log_scrubbing()  # no log line shows a credential, whoever writes it
+        nats_urls = settings.log.nats_url.replace(",", " ")  # a cluster: one URL at a time
+        remember(
+            secrets_in(f"{settings.warehouse.dsn} {settings.profiles.postgres_dsn} {nats_urls}")
+        )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings)
         if role in ("worker", "replica"):
@@ -247,13 +254,6 @@ class Platform:
             )
         platform = cls(
             settings, store, event_log, collector, profile_reader, suppression, role, channel
-        )
-        from kirana.redaction import install_log_scrubbing, remember, secrets_in
-
-        install_log_scrubbing()  # no log line shows a credential, whoever writes it
-        nats_urls = settings.log.nats_url.replace(",", " ")  # a cluster: one URL at a time
-        remember(
-            secrets_in(f"{settings.warehouse.dsn} {settings.profiles.postgres_dsn} {nats_urls}")
         )
         if role == "api":
             from kirana.process.supervisor import WorkerSupervisor
