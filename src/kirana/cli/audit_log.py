@@ -36,6 +36,7 @@ CHANGES: frozenset[tuple[str, ...]] = frozenset(
                 "add-postgres",
                 "add-mysql",
                 "add-files",
+                "add-table",
                 "sync",
                 "remove",
             )
