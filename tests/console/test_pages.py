@@ -3,6 +3,7 @@ links between pages and nothing loaded from another host."""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -483,3 +484,23 @@ def test_run_a_sync_and_read_its_diff(admin: httpx.Client) -> None:
     assert first and first.group(1) == first.group(2) != "0"  # every row read was added
     missing = admin.post("/console/syncs/nope/run", data={"csrf": csrf_of(admin)})
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "definition"),
+    [
+        ("/console/metrics", "metric", {"key": "m-console", "type": "count", "event": "X"}),
+        ("/console/flags", "flag", {"key": "f-console", "default": False}),
+    ],
+)
+def test_metric_and_flag_definitions_save_or_come_back_with_the_error(
+    admin: httpx.Client, path: str, kind: str, definition: dict
+) -> None:
+    csrf = csrf_of(admin)
+    saved = admin.post(path, data={"csrf": csrf, "definition": json.dumps(definition)})
+    assert saved.status_code == 303, saved.text
+    page = admin.get(saved.headers["location"])
+    assert f"{kind.capitalize()} {definition['key']} saved." in page.text
+    refused = admin.post(path, data={"csrf": csrf, "definition": "[1, 2]"})
+    assert refused.status_code == 422
+    assert "must be a JSON object" in refused.text and "[1, 2]" in refused.text

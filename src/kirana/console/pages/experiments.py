@@ -110,32 +110,39 @@ def create(
     return _list(request, platform, user, 422, error=error, texts={"experiment": definition})
 
 
-@router.post("/console/metrics")
-def save_metric(
-    request: Request, platform: PlatformDep, user: AdminDep, definition: Annotated[str, Form()] = ""
+def _save_definition(
+    request: Request,
+    platform: Platform,
+    user: Any,
+    definition: str,
+    kind: str,
+    put: Callable[[Any], Any],
 ) -> Response:
+    """Save a metric or flag definition sent as JSON text; 422 with the form kept on error."""
     data, error = _parse(definition, "definition")
     if error is None and not isinstance(data, dict):
         error = {"code": "invalid_definition", "message": "`definition`: must be a JSON object"}
     if error is None:
-        _, error = _error(lambda: experiments(platform).service.put_metric(data))
+        _, error = _error(lambda: put(data))
         if error is None:
-            return flow.back("/console/experiments", "metric_saved", str(data.get("key")))
-    return _list(request, platform, user, 422, error=error, texts={"metric": definition})
+            return flow.back("/console/experiments", f"{kind}_saved", str(data.get("key")))
+    return _list(request, platform, user, 422, error=error, texts={kind: definition})
+
+
+@router.post("/console/metrics")
+def save_metric(
+    request: Request, platform: PlatformDep, user: AdminDep, definition: Annotated[str, Form()] = ""
+) -> Response:
+    put = experiments(platform).service.put_metric
+    return _save_definition(request, platform, user, definition, "metric", put)
 
 
 @router.post("/console/flags")
 def save_flag(
     request: Request, platform: PlatformDep, user: AdminDep, definition: Annotated[str, Form()] = ""
 ) -> Response:
-    data, error = _parse(definition, "definition")
-    if error is None and not isinstance(data, dict):
-        error = {"code": "invalid_definition", "message": "`definition`: must be a JSON object"}
-    if error is None:
-        _, error = _error(lambda: experiments(platform).service.put_flag(data))
-        if error is None:
-            return flow.back("/console/experiments", "flag_saved", str(data.get("key")))
-    return _list(request, platform, user, 422, error=error, texts={"flag": definition})
+    put = experiments(platform).service.put_flag
+    return _save_definition(request, platform, user, definition, "flag", put)
 
 
 def _report(platform: Platform, key: str, refresh: bool) -> dict[str, Any]:
